@@ -1,0 +1,1 @@
+//! Doppel's HTTP and WebSocket API.

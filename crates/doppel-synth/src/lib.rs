@@ -1,0 +1,1 @@
+//! Synthetic people whose signals follow published physiology, for the demo and benchmarks.
