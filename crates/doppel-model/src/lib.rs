@@ -27,6 +27,7 @@
 //! This crate knows nothing of storage, HTTP or wire formats.
 
 mod batch;
+mod definition;
 mod duration;
 mod error;
 mod field;
@@ -36,6 +37,12 @@ mod time;
 mod value;
 
 pub use batch::{Batch, BatchBuilder, Point, Sample, SeriesBatch, SeriesKey};
+pub use definition::{
+    DefinitionError, FieldPath, Format, Location, MAX_CATEGORIES, MAX_DEFINITION_BYTES,
+    MAX_DESCRIPTION_BYTES, MAX_LABEL_BYTES, MAX_PROPERTIES, MAX_RELATIONS, MAX_SIGNALS, MAX_UNIT_BYTES,
+    MAX_WINDOWS, ModelDef, ModelRegistry, PathSegment, PropertyDef, PropertyRejection, PropertyType,
+    Rejection, RelationDef, SignalDef, SignalKind, ValueRange,
+};
 pub use duration::Span;
 pub use error::ModelError;
 pub use field::FieldValue;

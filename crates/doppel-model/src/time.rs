@@ -75,6 +75,12 @@ impl Timestamp {
         text
     }
 
+    /// A `serialize_with` helper for fields that users read: writes the
+    /// RFC 3339 text instead of the nanosecond integer.
+    pub fn serialize_rfc3339<S: serde::Serializer>(ts: &Timestamp, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&ts.to_rfc3339())
+    }
+
     /// Parses RFC 3339 (`2024-03-01T12:00:00Z`, `...T12:00:00.123+02:00`),
     /// or a bare integer of nanoseconds since the epoch.
     pub fn parse(text: &str) -> Option<Self> {
