@@ -1,0 +1,185 @@
+//! The twin catalog: twin records and deletion tombstones, in memory,
+//! logged in the WAL and snapshotted to `catalog.bin` at flush time when it
+//! changed.
+//!
+//! Snapshot layout: `[magic "DPLCAT01"][crc32 u32 LE of the JSON][len u64 LE][JSON]`,
+//! the JSON being `{"twins": [TwinRecord...], "tombstones": [[id, watermark]...]}`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+
+use doppel_model::{Timestamp, TwinId};
+use serde::{Deserialize, Serialize};
+
+use crate::StoreError;
+use crate::wal::sync_dir;
+
+/// A twin as the catalog keeps it: identity, model and slow-changing
+/// properties. Live state and history live elsewhere.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+pub struct TwinRecord {
+    /// The twin's id.
+    pub id: TwinId,
+    /// The model (kind) the twin follows, e.g. `person`.
+    pub model: String,
+    /// Slow facts: birth year, weight, goals, therapy settings.
+    pub properties: serde_json::Map<String, serde_json::Value>,
+    /// When the twin was first created.
+    pub created: Timestamp,
+}
+
+const SNAPSHOT_MAGIC: &[u8; 8] = b"DPLCAT01";
+const SNAPSHOT_FILE: &str = "catalog.bin";
+const SNAPSHOT_TMP: &str = "catalog.bin.tmp";
+
+#[derive(Serialize, Deserialize, Default)]
+struct Snapshot {
+    twins: Vec<TwinRecord>,
+    tombstones: Vec<(TwinId, u64)>,
+}
+
+/// Twins and tombstones. A tombstone `(id, watermark)` hides that twin's
+/// data in every segment whose order is at most `watermark`; it is never
+/// removed, so data deleted once can never come back.
+#[derive(Default)]
+pub(crate) struct Catalog {
+    pub twins: BTreeMap<TwinId, TwinRecord>,
+    pub tombstones: HashMap<TwinId, u64>,
+    /// Bumped on every change; compared with the snapshot's to skip
+    /// unchanged snapshots.
+    pub version: u64,
+    pub snapshot_version: u64,
+}
+
+impl Catalog {
+    pub(crate) fn upsert(&mut self, twin: TwinRecord) {
+        self.twins.insert(twin.id.clone(), twin);
+        self.version += 1;
+    }
+
+    /// Removes the twin and raises its tombstone to `watermark`; true when
+    /// the twin was in the catalog.
+    pub(crate) fn delete(&mut self, id: &TwinId, watermark: u64) -> bool {
+        let existed = self.twins.remove(id).is_some();
+        let mark = self.tombstones.entry(id.clone()).or_insert(0);
+        *mark = (*mark).max(watermark);
+        self.version += 1;
+        existed
+    }
+
+    /// Highest tombstone watermark, so reopened stores never reuse an order
+    /// a tombstone already covers.
+    pub(crate) fn max_watermark(&self) -> u64 {
+        self.tombstones.values().copied().max().unwrap_or(0)
+    }
+
+    /// Serialises a snapshot of the current state (taken under the caller's
+    /// lock; written later without it).
+    pub(crate) fn snapshot_bytes(&self) -> Result<Vec<u8>, StoreError> {
+        let snapshot = SnapshotRef {
+            twins: self.twins.values().collect(),
+            tombstones: self.tombstones.iter().map(|(k, v)| (k, *v)).collect(),
+        };
+        let json = serde_json::to_vec(&snapshot).map_err(|e| StoreError::Corrupt {
+            path: SNAPSHOT_FILE.into(),
+            offset: 0,
+            reason: format!("catalog does not serialise: {e}"),
+        })?;
+        let mut out = Vec::with_capacity(json.len() + 20);
+        out.extend_from_slice(SNAPSHOT_MAGIC);
+        out.extend_from_slice(&crc32fast::hash(&json).to_le_bytes());
+        out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+        out.extend_from_slice(&json);
+        Ok(out)
+    }
+
+    /// Loads `catalog.bin` from `dir`; an absent file is an empty catalog.
+    pub(crate) fn load(dir: &Path) -> Result<Self, StoreError> {
+        let path = dir.join(SNAPSHOT_FILE);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) => return Err(StoreError::Io { op: "read", path, source: e }),
+        };
+        let corrupt = |offset: u64, reason: &str| StoreError::Corrupt {
+            path: path.clone(),
+            offset,
+            reason: reason.into(),
+        };
+        if bytes.len() < 20 || &bytes[..8] != SNAPSHOT_MAGIC {
+            return Err(corrupt(0, "missing catalog magic"));
+        }
+        let crc = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+        let mut len = [0u8; 8];
+        len.copy_from_slice(&bytes[12..20]);
+        let json = &bytes[20..];
+        if u64::from_le_bytes(len) != json.len() as u64 {
+            return Err(corrupt(12, "catalog length does not match the file"));
+        }
+        if crc32fast::hash(json) != crc {
+            return Err(corrupt(8, "catalog checksum mismatch"));
+        }
+        let snapshot: Snapshot = serde_json::from_slice(json).map_err(|e| StoreError::Corrupt {
+            path: path.clone(),
+            offset: 20 + e.column() as u64,
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            twins: snapshot.twins.into_iter().map(|t| (t.id.clone(), t)).collect(),
+            tombstones: snapshot.tombstones.into_iter().collect(),
+            ..Self::default()
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct SnapshotRef<'a> {
+    twins: Vec<&'a TwinRecord>,
+    tombstones: Vec<(&'a TwinId, u64)>,
+}
+
+/// Writes snapshot bytes atomically: temp file, fsync, rename, fsync dir.
+pub(crate) fn write_snapshot(dir: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let tmp = dir.join(SNAPSHOT_TMP);
+    let path = dir.join(SNAPSHOT_FILE);
+    let mut file = File::create(&tmp).map_err(StoreError::io("create", &tmp))?;
+    file.write_all(bytes).map_err(StoreError::io("write", &tmp))?;
+    file.sync_all().map_err(StoreError::io("fsync", &tmp))?;
+    std::fs::rename(&tmp, &path).map_err(StoreError::io("rename", &tmp))?;
+    sync_dir(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_round_trips_twins_and_tombstones() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut catalog = Catalog::default();
+        let id = TwinId::new("alice").unwrap();
+        catalog.upsert(TwinRecord {
+            id: id.clone(),
+            model: "person".into(),
+            properties: serde_json::Map::new(),
+            created: Timestamp::from_secs(1),
+        });
+        catalog.delete(&TwinId::new("bob").unwrap(), 9);
+        write_snapshot(dir.path(), &catalog.snapshot_bytes().unwrap()).unwrap();
+        let loaded = Catalog::load(dir.path()).unwrap();
+        assert_eq!(loaded.twins, catalog.twins);
+        assert_eq!(loaded.tombstones, catalog.tombstones);
+    }
+
+    #[test]
+    fn a_damaged_snapshot_is_reported_not_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bytes = Catalog::default().snapshot_bytes().unwrap();
+        let last = bytes.len() - 2;
+        bytes[last] ^= 0x20;
+        write_snapshot(dir.path(), &bytes).unwrap();
+        assert!(matches!(Catalog::load(dir.path()), Err(StoreError::Corrupt { .. })));
+    }
+}

@@ -1,0 +1,65 @@
+//! The store's one error type.
+
+use std::io;
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// Why a store operation failed, naming the file and byte offset involved
+/// where there is one.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// An operating-system call on a file or directory failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What the store was doing (`open`, `write`, `fsync`, `rename`, ...).
+        op: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// Bytes on disk failed a checksum or could not be decoded.
+    #[error("corrupt data in {path} at byte {offset}: {reason}")]
+    Corrupt {
+        /// The file holding the bad bytes.
+        path: PathBuf,
+        /// Byte offset of the bad structure within the file.
+        offset: u64,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A batch or twin record would make a WAL record larger than the store
+    /// accepts; split the batch.
+    #[error("{what} encodes to {bytes} bytes, more than the {limit}-byte WAL record limit")]
+    RecordTooLarge {
+        /// What was being written (`batch`, `twin record`).
+        what: &'static str,
+        /// Its encoded size.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Numeric compression failed while writing a segment.
+    #[error("compressing a block for {series}: {reason}")]
+    Compression {
+        /// The series whose block could not be compressed.
+        series: String,
+        /// What pco reported.
+        reason: String,
+    },
+    /// An earlier fsync of the WAL failed, so what is on disk is unknown;
+    /// the store refuses further writes until it is reopened (the lesson of
+    /// PostgreSQL's 2018 "fsyncgate": a failed fsync cannot be retried).
+    #[error("the WAL is unusable after an earlier fsync failure; reopen the store")]
+    WalFailed,
+}
+
+impl StoreError {
+    /// Builds an [`StoreError::Io`] for `op` on `path`.
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> StoreError {
+        let path = path.into();
+        move |source| StoreError::Io { op, path, source }
+    }
+}
