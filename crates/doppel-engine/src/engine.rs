@@ -1,0 +1,496 @@
+//! The engine: validates batches against twin models, makes them durable
+//! through the store, updates live state and publishes events.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use doppel_model::{Batch, ModelDef, ModelRegistry, Sample, SeriesBatch, SeriesKey, Span, Timestamp, TwinId};
+use doppel_protocols::{LineError, RawBatch};
+use doppel_store::{Aggregate, Bucket, RangeQuery, SeriesData, Store, StoreConfig, StoreStats, TwinRecord};
+use parking_lot::Mutex;
+use tokio::sync::broadcast;
+
+use crate::events::{Event, EventBody, EventKind, PointUpdate};
+use crate::live::{LiveTwin, TwinTable};
+use crate::view::{SignalState, TwinSummary, TwinView, WindowStats};
+use crate::{EngineError, IngestError};
+
+/// Default number of events a subscriber may fall behind before it is told
+/// it lagged; at one event per twin per batch this is seconds of traffic.
+pub const DEFAULT_EVENT_CAPACITY: usize = 4096;
+
+/// How the engine is set up.
+pub struct EngineConfig {
+    /// Where and how history is kept.
+    pub store: StoreConfig,
+    /// Models twins may use.
+    pub models: ModelRegistry,
+    /// Model of twins created by their first write.
+    pub default_model: String,
+    /// When true, writes to twins that do not exist are rejected instead of
+    /// creating them.
+    pub strict_twins: bool,
+    /// Events buffered per subscriber.
+    pub event_capacity: usize,
+}
+
+impl EngineConfig {
+    /// Built-in models, `person` as default, twins created on first write.
+    pub fn new(store: StoreConfig) -> Self {
+        Self {
+            store,
+            models: ModelRegistry::with_builtins(),
+            default_model: "person".to_owned(),
+            strict_twins: false,
+            event_capacity: DEFAULT_EVENT_CAPACITY,
+        }
+    }
+}
+
+/// What an accepted batch did.
+#[derive(Clone, Debug, Default)]
+pub struct IngestReceipt {
+    /// Points written.
+    pub points: usize,
+    /// Series touched.
+    pub series: usize,
+    /// Twins created by this batch.
+    pub twins_created: Vec<TwinId>,
+}
+
+/// Counters for `/metrics`.
+#[derive(Clone, Debug)]
+pub struct EngineStats {
+    /// Twins that exist.
+    pub twins: usize,
+    /// Signals with live state across all twins.
+    pub live_signals: usize,
+    /// Points accepted since start.
+    pub points_ingested: u64,
+    /// Batches accepted since start.
+    pub batches_ingested: u64,
+    /// Batches rejected for bad input since start.
+    pub batches_rejected: u64,
+    /// Events published since start.
+    pub events_published: u64,
+    /// Current subscribers.
+    pub subscribers: usize,
+    /// The store's own counters.
+    pub store: StoreStats,
+}
+
+#[derive(Default)]
+struct Counters {
+    points: AtomicU64,
+    batches: AtomicU64,
+    rejected: AtomicU64,
+    events: AtomicU64,
+}
+
+/// Live twins over a durable store. Share it as `Arc<Engine>`; its methods
+/// block on disk I/O, so async callers run them on a blocking thread.
+pub struct Engine {
+    store: Store,
+    models: ModelRegistry,
+    default_model: Arc<ModelDef>,
+    strict_twins: bool,
+    twins: TwinTable,
+    /// Serialises twin creation so a first write cannot overwrite the
+    /// properties of a concurrent `put_twin`.
+    create_lock: Mutex<()>,
+    bus: broadcast::Sender<Arc<Event>>,
+    seq: AtomicU64,
+    counters: Counters,
+}
+
+impl Engine {
+    /// Opens the store (recovering it after a crash) and rebuilds the live
+    /// state of every twin from it.
+    pub fn open(config: EngineConfig) -> Result<Self, EngineError> {
+        let default_model = config
+            .models
+            .get(&config.default_model)
+            .ok_or_else(|| unknown_model(&config.models, &config.default_model))?;
+        let store = Store::open(config.store)?;
+        let (bus, _) = broadcast::channel(config.event_capacity.max(1));
+        let engine = Self {
+            store,
+            models: config.models,
+            default_model,
+            strict_twins: config.strict_twins,
+            twins: TwinTable::new(),
+            create_lock: Mutex::new(()),
+            bus,
+            seq: AtomicU64::new(0),
+            counters: Counters::default(),
+        };
+        engine.restore_live_state()?;
+        Ok(engine)
+    }
+
+    fn restore_live_state(&self) -> Result<(), EngineError> {
+        let mut after: Option<TwinId> = None;
+        loop {
+            let page = self.store.twins(after.as_ref(), 1024, None);
+            let Some(last) = page.last() else { break };
+            after = Some(last.id.clone());
+            for record in &page {
+                let model = self.model_or_default(&record.model);
+                let mut live = LiveTwin::new(model.clone());
+                for key in self.store.series(&record.id) {
+                    self.restore_series(&mut live, &model, &key)?;
+                }
+                self.twins.insert(record.id.clone(), live);
+            }
+        }
+        Ok(())
+    }
+
+    /// Replays the newest point and the largest window's worth of history
+    /// of one series into live state.
+    fn restore_series(
+        &self,
+        live: &mut LiveTwin,
+        model: &ModelDef,
+        key: &SeriesKey,
+    ) -> Result<(), EngineError> {
+        let mut query = RangeQuery {
+            twin: key.twin.clone(),
+            signal: key.signal.clone(),
+            provenance: key.provenance.clone(),
+            from: Timestamp::MIN,
+            to: Timestamp::MAX,
+        };
+        let Some((_, newest)) = self.store.last(&query)? else { return Ok(()) };
+        let longest = model.windows_for(&key.signal).iter().map(|s| s.as_nanos()).max().unwrap_or(0);
+        query.from = newest.time.add_nanos(-longest);
+        query.to = newest.time.add_nanos(1);
+        let signal = live.signal_mut(&key.signal);
+        for series in self.store.read(&query)? {
+            for sample in series.samples {
+                signal.apply(sample.time, sample.value.get());
+            }
+        }
+        Ok(())
+    }
+
+    fn model_or_default(&self, name: &str) -> Arc<ModelDef> {
+        self.models.get(name).unwrap_or_else(|| {
+            tracing::warn!(model = name, "model is no longer defined; using the default model");
+            self.default_model.clone()
+        })
+    }
+
+    /// Validates a whole batch against its twins' models, writes it durably
+    /// and applies it to live state. All or nothing: if any point is bad,
+    /// every bad line is reported and nothing is written.
+    pub fn ingest(&self, raw: RawBatch) -> Result<IngestReceipt, IngestError> {
+        let mut errors: Vec<LineError> = Vec::new();
+        let mut models: HashMap<TwinId, Arc<ModelDef>> = HashMap::new();
+        let mut new_twins: Vec<TwinId> = Vec::new();
+        let mut batch = Batch { series: Vec::with_capacity(raw.series.len()) };
+        for series in raw.series {
+            let model = match self.ingest_model(&series.key.twin, &mut models, &mut new_twins) {
+                Ok(model) => model,
+                Err(message) => {
+                    errors.extend(series.samples.iter().map(|s| LineError::at_line(s.line, message.clone())));
+                    continue;
+                }
+            };
+            let mut samples = Vec::with_capacity(series.samples.len());
+            for raw_sample in series.samples {
+                match model.check(&series.key.signal, &raw_sample.value) {
+                    Ok(value) => samples.push(Sample { time: raw_sample.time, value }),
+                    Err(rejection) => errors.push(LineError::at_line(raw_sample.line, rejection.to_string())),
+                }
+            }
+            batch.series.push(SeriesBatch { key: series.key, samples });
+        }
+        if !errors.is_empty() {
+            errors.sort_by_key(|e| e.line);
+            self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+            return Err(IngestError::Rejected(errors));
+        }
+        let twins_created = self.create_twins(new_twins)?;
+        self.store.write(&batch)?;
+        let points = batch.point_count();
+        self.apply_live(&batch, &models);
+        self.counters.points.fetch_add(points as u64, Ordering::Relaxed);
+        self.counters.batches.fetch_add(1, Ordering::Relaxed);
+        Ok(IngestReceipt { points, series: batch.series.len(), twins_created })
+    }
+
+    /// The model that validates a twin's points in this batch; records
+    /// twins that must be created first.
+    fn ingest_model(
+        &self,
+        twin: &TwinId,
+        models: &mut HashMap<TwinId, Arc<ModelDef>>,
+        new_twins: &mut Vec<TwinId>,
+    ) -> Result<Arc<ModelDef>, String> {
+        if let Some(model) = models.get(twin) {
+            return Ok(model.clone());
+        }
+        let existing = self.twins.shard(twin).read().get(twin).map(|t| t.model.clone());
+        let model = match existing {
+            Some(model) => model,
+            None if self.strict_twins => {
+                return Err(format!(
+                    "twin {twin} does not exist (strict mode: create it with PUT /api/v1/twins/{twin} first)"
+                ));
+            }
+            None => {
+                new_twins.push(twin.clone());
+                self.default_model.clone()
+            }
+        };
+        models.insert(twin.clone(), model.clone());
+        Ok(model)
+    }
+
+    fn create_twins(&self, ids: Vec<TwinId>) -> Result<Vec<TwinId>, IngestError> {
+        if ids.is_empty() {
+            return Ok(ids);
+        }
+        let _guard = self.create_lock.lock();
+        let mut created = Vec::new();
+        for id in ids {
+            if self.twins.contains(&id) {
+                continue;
+            }
+            let record = TwinRecord {
+                id: id.clone(),
+                model: self.default_model.name.clone(),
+                properties: serde_json::Map::new(),
+                created: Timestamp::now(),
+            };
+            self.store.put_twin(&record)?;
+            self.twins.insert(id.clone(), LiveTwin::new(self.default_model.clone()));
+            self.publish(&id, EventKind::TwinCreated, EventBody::Twin { model: record.model });
+            created.push(id);
+        }
+        Ok(created)
+    }
+
+    fn apply_live(&self, batch: &Batch, models: &HashMap<TwinId, Arc<ModelDef>>) {
+        let publishing = self.bus.receiver_count() > 0;
+        let mut updates: HashMap<&TwinId, Vec<PointUpdate>> = HashMap::new();
+        for series in &batch.series {
+            let key = &series.key;
+            {
+                let mut shard = self.twins.shard(&key.twin).write();
+                let Some(twin) = shard.get_mut(&key.twin) else { continue };
+                let signal = twin.signal_mut(&key.signal);
+                for sample in &series.samples {
+                    signal.apply(sample.time, sample.value.get());
+                }
+            }
+            if publishing {
+                let model = models.get(&key.twin);
+                let list = updates.entry(&key.twin).or_default();
+                list.extend(series.samples.iter().map(|sample| PointUpdate {
+                    signal: key.signal.clone(),
+                    provenance: key.provenance.clone(),
+                    time: sample.time,
+                    value: sample.value.get(),
+                    label: model.and_then(|m| m.label(&key.signal, sample.value)).map(str::to_owned),
+                }));
+            }
+        }
+        for (twin, points) in updates {
+            self.publish(twin, EventKind::Points, EventBody::Points { points });
+        }
+    }
+
+    fn publish(&self, twin: &TwinId, kind: EventKind, body: EventBody) {
+        if self.bus.receiver_count() == 0 {
+            return;
+        }
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let event = Event { seq, twin: twin.clone(), kind, time: Timestamp::now(), body };
+        if self.bus.send(Arc::new(event)).is_ok() {
+            self.counters.events.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Creates a twin or replaces its model and properties. Returns the
+    /// twin and whether it was created.
+    pub fn put_twin(
+        &self,
+        id: &TwinId,
+        model: Option<&str>,
+        properties: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(TwinView, bool), EngineError> {
+        let _guard = self.create_lock.lock();
+        let existing = self.store.twin(id);
+        let model_name = model
+            .map(str::to_owned)
+            .or_else(|| existing.as_ref().map(|t| t.model.clone()))
+            .unwrap_or_else(|| self.default_model.name.clone());
+        let model_def =
+            self.models.get(&model_name).ok_or_else(|| unknown_model(&self.models, &model_name))?;
+        model_def
+            .check_properties(&properties)
+            .map_err(|bad| EngineError::InvalidProperties(bad.iter().map(ToString::to_string).collect()))?;
+        let created = existing.is_none();
+        let record = TwinRecord {
+            id: id.clone(),
+            model: model_name.clone(),
+            properties,
+            created: existing.map_or_else(Timestamp::now, |t| t.created),
+        };
+        self.store.put_twin(&record)?;
+        {
+            let mut shard = self.twins.shard(id).write();
+            match shard.get_mut(id) {
+                Some(live) => live.model = model_def,
+                None => {
+                    shard.insert(id.clone(), LiveTwin::new(model_def));
+                }
+            }
+        }
+        let kind = if created { EventKind::TwinCreated } else { EventKind::TwinUpdated };
+        self.publish(id, kind, EventBody::Twin { model: model_name });
+        let view = self.twin(id).ok_or_else(|| EngineError::UnknownTwin(id.clone()))?;
+        Ok((view, created))
+    }
+
+    /// A twin's properties and live state.
+    pub fn twin(&self, id: &TwinId) -> Option<TwinView> {
+        let record = self.store.twin(id)?;
+        let shard = self.twins.shard(id).read();
+        let signals = shard.get(id).map(signal_states).unwrap_or_default();
+        Some(TwinView {
+            id: record.id,
+            model: record.model,
+            created: record.created,
+            properties: record.properties,
+            signals,
+        })
+    }
+
+    /// Deletes a twin and all its data. Returns false when it did not exist.
+    pub fn delete_twin(&self, id: &TwinId) -> Result<bool, EngineError> {
+        let _guard = self.create_lock.lock();
+        let existed = self.store.delete_twin(id)?;
+        self.twins.remove(id);
+        if existed {
+            self.publish(id, EventKind::TwinDeleted, EventBody::Deleted {});
+        }
+        Ok(existed)
+    }
+
+    /// Twins sorted by id, `limit` at a time after `after`, optionally of
+    /// one model only.
+    pub fn list_twins(&self, after: Option<&TwinId>, limit: usize, model: Option<&str>) -> Vec<TwinSummary> {
+        self.store
+            .twins(after, limit, model)
+            .into_iter()
+            .map(|r| TwinSummary { id: r.id, model: r.model, created: r.created })
+            .collect()
+    }
+
+    /// Number of twins.
+    pub fn twin_count(&self) -> usize {
+        self.store.twin_count()
+    }
+
+    /// The model a twin uses.
+    pub fn model_of(&self, id: &TwinId) -> Option<Arc<ModelDef>> {
+        self.twins.shard(id).read().get(id).map(|t| t.model.clone())
+    }
+
+    /// The models twins may use.
+    pub fn models(&self) -> &ModelRegistry {
+        &self.models
+    }
+
+    /// Raw points of a twin's signal.
+    pub fn read(&self, query: &RangeQuery) -> Result<Vec<SeriesData>, EngineError> {
+        self.require_twin(&query.twin)?;
+        Ok(self.store.read(query)?)
+    }
+
+    /// Bucketed aggregates of a twin's signal.
+    pub fn aggregate(
+        &self,
+        query: &RangeQuery,
+        every: Option<Span>,
+        aggs: &[Aggregate],
+    ) -> Result<Vec<Bucket>, EngineError> {
+        self.require_twin(&query.twin)?;
+        Ok(self.store.aggregate(query, every, aggs)?)
+    }
+
+    fn require_twin(&self, id: &TwinId) -> Result<(), EngineError> {
+        if self.twins.contains(id) { Ok(()) } else { Err(EngineError::UnknownTwin(id.clone())) }
+    }
+
+    /// A new subscription to every event from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.bus.subscribe()
+    }
+
+    /// Counters for monitoring.
+    pub fn stats(&self) -> EngineStats {
+        EngineStats {
+            twins: self.twins.len(),
+            live_signals: self.twins.live_signals(),
+            points_ingested: self.counters.points.load(Ordering::Relaxed),
+            batches_ingested: self.counters.batches.load(Ordering::Relaxed),
+            batches_rejected: self.counters.rejected.load(Ordering::Relaxed),
+            events_published: self.counters.events.load(Ordering::Relaxed),
+            subscribers: self.bus.receiver_count(),
+            store: self.store.stats(),
+        }
+    }
+
+    /// The store underneath, for maintenance and statistics.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Moves recent data from the WAL-backed head into compressed segments.
+    pub fn flush(&self) -> Result<(), EngineError> {
+        self.store.flush()?;
+        Ok(())
+    }
+}
+
+fn signal_states(live: &LiveTwin) -> Vec<SignalState> {
+    live.signals
+        .iter()
+        .filter(|s| s.last_time != i64::MIN)
+        .map(|s| {
+            let def = live.model.signal(&s.signal);
+            let last_value = doppel_model::Value::new(s.last_value).ok();
+            SignalState {
+                signal: s.signal.clone(),
+                unit: def.map(|d| d.unit.clone()).filter(|u| !u.is_empty()),
+                last_time: Timestamp::from_nanos(s.last_time),
+                last_value: s.last_value,
+                label: last_value.and_then(|v| live.model.label(&s.signal, v)).map(str::to_owned),
+                windows: s
+                    .windows
+                    .iter()
+                    .filter_map(|w| {
+                        let summary = w.summary()?;
+                        Some(WindowStats {
+                            window: w.span(),
+                            count: summary.count,
+                            mean: summary.mean,
+                            min: summary.min,
+                            max: summary.max,
+                            std: summary.std,
+                        })
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+fn unknown_model(models: &ModelRegistry, name: &str) -> EngineError {
+    EngineError::UnknownModel { name: name.to_owned(), known: models.names().join(", ") }
+}
