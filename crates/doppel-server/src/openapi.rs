@@ -1,0 +1,184 @@
+//! The OpenAPI 3 document (`GET /api/openapi.json`), generated from the
+//! `#[utoipa::path]` annotations on every handler.
+//!
+//! The engine's answer types (twin views, summaries) do not depend on
+//! utoipa, so their schemas are described here by `*Doc` types that mirror
+//! their JSON; a test in `tests/` checks the document lists every route.
+
+use axum::Json;
+use utoipa::{OpenApi, ToSchema};
+
+/// Schema of a twin with its live state (the engine's `TwinView`).
+#[derive(ToSchema)]
+#[schema(as = TwinView)]
+#[expect(dead_code, reason = "schema only: describes the JSON the engine's TwinView serialises to")]
+pub(crate) struct TwinViewDoc {
+    /// Twin id.
+    id: String,
+    /// Model name, such as `person`.
+    model: String,
+    /// Creation time, nanoseconds since the epoch.
+    created: i64,
+    /// Slow facts about the twin.
+    #[schema(value_type = Object)]
+    properties: serde_json::Map<String, serde_json::Value>,
+    /// Live state of each signal seen.
+    signals: Vec<SignalStateDoc>,
+}
+
+/// Schema of one signal's live state (the engine's `SignalState`).
+#[derive(ToSchema)]
+#[schema(as = SignalState)]
+#[expect(dead_code, reason = "schema only")]
+pub(crate) struct SignalStateDoc {
+    /// Signal name.
+    signal: String,
+    /// Unit from the twin's model, when it defines one.
+    unit: Option<String>,
+    /// Time of the latest point, nanoseconds since the epoch.
+    last_time: i64,
+    /// Latest value.
+    last_value: f64,
+    /// Category label of the latest value (sleep stage, symptom), if any.
+    label: Option<String>,
+    /// Rolling statistics over the model's windows.
+    windows: Vec<WindowStatsDoc>,
+}
+
+/// Schema of rolling statistics over one window (the engine's `WindowStats`).
+#[derive(ToSchema)]
+#[schema(as = WindowStats)]
+#[expect(dead_code, reason = "schema only")]
+pub(crate) struct WindowStatsDoc {
+    /// Window length such as `1h` or `7d`.
+    window: String,
+    /// Points in the window.
+    count: u64,
+    /// Mean.
+    mean: f64,
+    /// Minimum.
+    min: f64,
+    /// Maximum.
+    max: f64,
+    /// Standard deviation.
+    std: f64,
+}
+
+/// Schema of one entry of the twin list (the engine's `TwinSummary`).
+#[derive(ToSchema)]
+#[schema(as = TwinSummary)]
+#[expect(dead_code, reason = "schema only")]
+pub(crate) struct TwinSummaryDoc {
+    /// Twin id.
+    id: String,
+    /// Model name.
+    model: String,
+    /// Creation time, nanoseconds since the epoch.
+    created: i64,
+}
+
+/// Schema of a signal read: `points` for a raw read, `every`,
+/// `aggregates` and `buckets` for an aggregate read.
+#[derive(ToSchema)]
+#[schema(as = SignalRead)]
+#[expect(dead_code, reason = "schema only")]
+pub(crate) struct SignalReadDoc {
+    /// Twin id.
+    twin: String,
+    /// Signal name.
+    signal: String,
+    /// Unit, when the twin's model defines one.
+    unit: Option<String>,
+    /// Raw read: points of every matching series in time order.
+    points: Option<Vec<RawPointDoc>>,
+    /// Aggregate read: bucket width (null = one bucket over the range).
+    every: Option<String>,
+    /// Aggregate read: the aggregates, in the order asked.
+    aggregates: Option<Vec<String>>,
+    /// Aggregate read: `{"time", "count", <aggregate>: value, ...}` per non-empty bucket.
+    #[schema(value_type = Option<Vec<Object>>)]
+    buckets: Option<Vec<serde_json::Value>>,
+}
+
+/// Schema of one raw point of a read.
+#[derive(ToSchema)]
+#[schema(as = RawPoint)]
+#[expect(dead_code, reason = "schema only")]
+pub(crate) struct RawPointDoc {
+    /// RFC 3339 UTC.
+    time: String,
+    /// The value; whole numbers are written without a fraction.
+    value: f64,
+    /// Provenance tags such as `device=watch`, when the series has any.
+    provenance: Option<String>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Doppel API",
+        description = "Ingest, query and follow personal digital twins. Errors are RFC 9457 problem documents, except on the InfluxDB-compatible write routes."
+    ),
+    paths(
+        crate::write::write_v2,
+        crate::write::write_v1,
+        crate::points::post_points,
+        crate::points::post_twin_points,
+        crate::twins::put_twin,
+        crate::twins::get_twin,
+        crate::twins::delete_twin,
+        crate::twins::list_twins,
+        crate::signals::get_signal,
+        crate::stream::twin_events,
+        crate::stream::websocket,
+        crate::ops::health,
+        crate::ops::metrics,
+        openapi_json,
+    ),
+    components(schemas(
+        crate::problem::Problem,
+        crate::problem::ItemError,
+        crate::problem::InfluxError,
+        crate::problem::InfluxLineError,
+        crate::points::PointsWritten,
+        crate::twins::PutTwin,
+        crate::twins::TwinPage,
+        crate::stream::Subscription,
+        crate::stream::ClientMessage,
+        crate::ops::Health,
+        TwinViewDoc,
+        SignalStateDoc,
+        WindowStatsDoc,
+        TwinSummaryDoc,
+        SignalReadDoc,
+        RawPointDoc,
+    )),
+    tags(
+        (name = "write", description = "InfluxDB line protocol; `bucket`, `org`, `db` are accepted and ignored"),
+        (name = "points", description = "JSON points"),
+        (name = "twins", description = "Twin management"),
+        (name = "signals", description = "Range and aggregate reads"),
+        (name = "events", description = "Live events over SSE and WebSocket"),
+        (name = "ops", description = "Health and metrics"),
+    )
+)]
+struct ApiDoc;
+
+/// The OpenAPI 3 document of this API, for `GET /api/openapi.json` and for
+/// tools that generate clients.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    doc
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/api/openapi.json",
+    tag = "ops",
+    responses((status = 200, description = "OpenAPI 3 document", body = Object))
+)]
+pub(crate) async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(openapi())
+}

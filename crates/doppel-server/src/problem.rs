@@ -1,0 +1,381 @@
+//! Every way a request can fail, mapped once to an HTTP answer.
+//!
+//! Handlers return [`ApiError`]; it becomes an RFC 9457
+//! `application/problem+json` body (`type`, `title`, `status`, `detail`,
+//! plus extension members naming the parameter, the limit or every bad
+//! item). The Influx write routes use [`ApiError::into_influx_response`]
+//! instead, which answers in InfluxDB's `{"code","message"}` shape.
+
+use axum::Json;
+use axum::http::{Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use doppel_engine::{EngineError, IngestError};
+use doppel_protocols::{LineError, ParseErrors};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Media type of RFC 9457 problem documents.
+pub(crate) const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
+
+/// Why a request failed; each variant knows its status and its body.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ApiError {
+    /// A query parameter could not be parsed or is out of range.
+    #[error("query parameter `{name}` is invalid: {reason}")]
+    InvalidParameter { name: &'static str, reason: String },
+    /// A path segment (twin id, signal name) is not valid.
+    #[error("path segment `{name}` is invalid: {reason}")]
+    InvalidPath { name: &'static str, reason: String },
+    /// The body is not the JSON document the route expects.
+    #[error("request body is invalid: {0}")]
+    InvalidBody(String),
+    /// Items of a batch were rejected by the parser or the twin's model;
+    /// nothing of the batch was written.
+    #[error("{} item(s) rejected, nothing was written", errors.len())]
+    BadItems { errors: Vec<LineError>, truncated: bool },
+    /// The request held no points at all.
+    #[error("writing requires points")]
+    EmptyBatch,
+    /// The twin does not exist.
+    #[error("twin {0:?} does not exist")]
+    TwinNotFound(String),
+    /// No route matches the path.
+    #[error("no route for {0}")]
+    RouteNotFound(String),
+    /// The route exists but not with this method.
+    #[error("method {method} is not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
+    /// A twin's model name is unknown; the text names the known ones.
+    #[error("{0}")]
+    UnknownModel(String),
+    /// A twin's properties do not fit its model.
+    #[error("invalid properties: {}", .0.join("; "))]
+    InvalidProperties(Vec<String>),
+    /// The body, as sent or inflated, is larger than allowed.
+    #[error("request body is larger than {limit_bytes} bytes{}", if *inflated { " after gzip inflation" } else { "" })]
+    BodyTooLarge { limit_bytes: usize, inflated: bool },
+    /// The batch holds more points than allowed.
+    #[error("batch holds {points} points, more than the limit of {limit}; split it into smaller batches")]
+    TooManyPoints { points: usize, limit: usize },
+    /// The answer took longer than the request timeout.
+    #[error("the request did not complete within {after_ms} ms")]
+    Timeout { after_ms: u64 },
+    /// A `Content-Encoding` other than gzip or identity.
+    #[error("Content-Encoding {0:?} is not supported (use gzip or identity)")]
+    UnsupportedEncoding(String),
+    /// A gzip body could not be inflated.
+    #[error("gzip body could not be inflated: {0}")]
+    BadGzip(String),
+    /// The body could not be read from the connection.
+    #[error("request body could not be read: {0}")]
+    BodyRead(String),
+    /// Something failed inside the server or engine; the client cannot fix it.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidParameter { .. }
+            | Self::InvalidPath { .. }
+            | Self::InvalidBody(_)
+            | Self::BadItems { .. }
+            | Self::EmptyBatch
+            | Self::UnknownModel(_)
+            | Self::InvalidProperties(_)
+            | Self::BadGzip(_)
+            | Self::BodyRead(_) => StatusCode::BAD_REQUEST,
+            Self::TwinNotFound(_) | Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::BodyTooLarge { .. } | Self::TooManyPoints { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            Self::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Stable identifier of the problem kind (the tail of its `type` URI).
+    fn slug(&self) -> &'static str {
+        match self {
+            Self::InvalidParameter { .. } => "invalid-parameter",
+            Self::InvalidPath { .. } => "invalid-path",
+            Self::InvalidBody(_) => "invalid-body",
+            Self::BadItems { .. } => "invalid-points",
+            Self::EmptyBatch => "empty-batch",
+            Self::TwinNotFound(_) => "twin-not-found",
+            Self::RouteNotFound(_) => "route-not-found",
+            Self::MethodNotAllowed { .. } => "method-not-allowed",
+            Self::UnknownModel(_) => "unknown-model",
+            Self::InvalidProperties(_) => "invalid-properties",
+            Self::BodyTooLarge { .. } => "body-too-large",
+            Self::TooManyPoints { .. } => "batch-too-large",
+            Self::Timeout { .. } => "request-timeout",
+            Self::UnsupportedEncoding(_) => "unsupported-encoding",
+            Self::BadGzip(_) => "invalid-gzip",
+            Self::BodyRead(_) => "body-read-failed",
+            Self::Internal(_) => "internal-error",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            Self::InvalidParameter { .. } => "Invalid query parameter",
+            Self::InvalidPath { .. } => "Invalid path segment",
+            Self::InvalidBody(_) => "Invalid request body",
+            Self::BadItems { .. } => "Invalid points",
+            Self::EmptyBatch => "Empty batch",
+            Self::TwinNotFound(_) => "Twin not found",
+            Self::RouteNotFound(_) => "Not found",
+            Self::MethodNotAllowed { .. } => "Method not allowed",
+            Self::UnknownModel(_) => "Unknown model",
+            Self::InvalidProperties(_) => "Invalid properties",
+            Self::BodyTooLarge { .. } => "Request body too large",
+            Self::TooManyPoints { .. } => "Batch too large",
+            Self::Timeout { .. } => "Request timeout",
+            Self::UnsupportedEncoding(_) => "Unsupported content encoding",
+            Self::BadGzip(_) => "Invalid gzip body",
+            Self::BodyRead(_) => "Request body could not be read",
+            Self::Internal(_) => "Internal server error",
+        }
+    }
+
+    /// The RFC 9457 document for this error.
+    pub(crate) fn to_problem(&self) -> Problem {
+        let status = self.status();
+        let mut problem = Problem {
+            problem_type: format!("urn:doppel:problem:{}", self.slug()),
+            title: self.title().to_owned(),
+            status: status.as_u16(),
+            detail: self.to_string(),
+            parameter: None,
+            errors: None,
+            truncated: None,
+            limit: None,
+        };
+        match self {
+            Self::InvalidParameter { name, .. } | Self::InvalidPath { name, .. } => {
+                problem.parameter = Some((*name).to_owned());
+            }
+            Self::BadItems { errors, truncated } => {
+                problem.errors = Some(
+                    errors.iter().map(|e| ItemError { item: e.line, message: e.message.clone() }).collect(),
+                );
+                problem.truncated = Some(*truncated);
+            }
+            Self::UnknownModel(_) => problem.parameter = Some("model".to_owned()),
+            Self::BodyTooLarge { limit_bytes, .. } => problem.limit = Some(*limit_bytes as u64),
+            Self::TooManyPoints { limit, .. } => problem.limit = Some(*limit as u64),
+            _ => {}
+        }
+        problem
+    }
+
+    /// The answer in InfluxDB's error shape, for the line-protocol write
+    /// routes: `{"code": "invalid", "message": "...", "errors": [{"line",
+    /// "message"}]}` (InfluxDB 2.x uses these `code` names).
+    pub(crate) fn into_influx_response(self) -> Response {
+        let status = self.status();
+        let code = match status {
+            StatusCode::BAD_REQUEST => "invalid",
+            StatusCode::PAYLOAD_TOO_LARGE => "request too large",
+            StatusCode::REQUEST_TIMEOUT => "request timeout",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported media type",
+            StatusCode::NOT_FOUND => "not found",
+            StatusCode::METHOD_NOT_ALLOWED => "method not allowed",
+            _ => "internal error",
+        };
+        self.log();
+        let errors = match &self {
+            Self::BadItems { errors, .. } => {
+                errors.iter().map(|e| InfluxLineError { line: e.line, message: e.message.clone() }).collect()
+            }
+            _ => Vec::new(),
+        };
+        let message = match &self {
+            Self::BadItems { errors, truncated } => {
+                let first = errors.first().map(|e| format!("; first: line {}: {}", e.line, e.message));
+                format!(
+                    "{}{} bad line(s), nothing was written{}",
+                    errors.len(),
+                    if *truncated { "+" } else { "" },
+                    first.unwrap_or_default()
+                )
+            }
+            other => other.to_string(),
+        };
+        (status, Json(InfluxError { code, message, errors })).into_response()
+    }
+
+    fn log(&self) {
+        if let Self::Internal(detail) = self {
+            tracing::error!(%detail, "request failed inside the server");
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.log();
+        let problem = self.to_problem();
+        let status = self.status();
+        let mut response = (status, Json(problem)).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, header::HeaderValue::from_static(PROBLEM_CONTENT_TYPE));
+        response
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(error: EngineError) -> Self {
+        match error {
+            EngineError::UnknownTwin(id) => Self::TwinNotFound(id.to_string()),
+            error @ EngineError::UnknownModel { .. } => Self::UnknownModel(error.to_string()),
+            EngineError::InvalidProperties(reasons) => Self::InvalidProperties(reasons),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(error: IngestError) -> Self {
+        match error {
+            IngestError::Rejected(errors) => Self::BadItems { errors, truncated: false },
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<ParseErrors> for ApiError {
+    fn from(errors: ParseErrors) -> Self {
+        Self::BadItems { errors: errors.errors, truncated: errors.truncated }
+    }
+}
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Problem {
+    /// URI naming the kind of problem (`urn:doppel:problem:<kind>`).
+    #[serde(rename = "type")]
+    pub(crate) problem_type: String,
+    /// Short summary of the kind of problem.
+    pub(crate) title: String,
+    /// The HTTP status code.
+    pub(crate) status: u16,
+    /// What went wrong with this request, in words.
+    pub(crate) detail: String,
+    /// The query parameter or path segment at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) parameter: Option<String>,
+    /// Every rejected item of a batch, with its 1-based number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) errors: Option<Vec<ItemError>>,
+    /// True when `errors` was cut short.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) truncated: Option<bool>,
+    /// The limit that was exceeded (bytes or points).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) limit: Option<u64>,
+}
+
+/// One rejected item of a JSON points batch.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ItemError {
+    /// 1-based item number in the request.
+    pub(crate) item: u32,
+    /// Why it was rejected.
+    pub(crate) message: String,
+}
+
+/// InfluxDB's error body.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct InfluxError {
+    /// InfluxDB error code: `invalid`, `request too large`, `internal error`, ...
+    pub(crate) code: &'static str,
+    /// What went wrong.
+    pub(crate) message: String,
+    /// Every bad line, with its 1-based line number.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) errors: Vec<InfluxLineError>,
+}
+
+/// One bad line of a line-protocol write.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct InfluxLineError {
+    /// 1-based line number in the (inflated) body.
+    pub(crate) line: u32,
+    /// Why the line was rejected.
+    pub(crate) message: String,
+}
+
+/// Longest path echoed back in an error, so a huge URI does not make a huge answer.
+const MAX_ECHOED_PATH_CHARS: usize = 256;
+
+/// Answers unknown paths with a problem document rather than an empty 404.
+pub(crate) async fn not_found_fallback(uri: Uri) -> ApiError {
+    ApiError::RouteNotFound(uri.path().chars().take(MAX_ECHOED_PATH_CHARS).collect())
+}
+
+/// Answers a known path with the wrong method with a problem document
+/// rather than an empty 405.
+pub(crate) async fn method_not_allowed_fallback(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method: method.to_string(),
+        path: uri.path().chars().take(MAX_ECHOED_PATH_CHARS).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_json(response: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn invalid_parameter_is_a_problem_naming_the_parameter() {
+        let response =
+            ApiError::InvalidParameter { name: "every", reason: "bad duration".into() }.into_response();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_CONTENT_TYPE);
+        assert_eq!(
+            body_json(response).await,
+            serde_json::json!({
+                "type": "urn:doppel:problem:invalid-parameter",
+                "title": "Invalid query parameter",
+                "status": 400,
+                "detail": "query parameter `every` is invalid: bad duration",
+                "parameter": "every"
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_items_list_every_item_in_problem_and_influx_shapes() {
+        let errors =
+            vec![LineError::at_line(2, "value out of range"), LineError::at_line(5, "missing tag 'twin'")];
+        let problem =
+            body_json(ApiError::BadItems { errors: errors.clone(), truncated: false }.into_response()).await;
+        assert_eq!(problem["errors"][1]["item"], 5);
+        let influx = ApiError::BadItems { errors, truncated: false }.into_influx_response();
+        assert_eq!(influx.status(), StatusCode::BAD_REQUEST);
+        let influx = body_json(influx).await;
+        assert_eq!(influx["code"], "invalid");
+        assert_eq!(influx["errors"][0], serde_json::json!({"line": 2, "message": "value out of range"}));
+        assert_eq!(influx["errors"][1]["line"], 5);
+    }
+
+    #[tokio::test]
+    async fn limits_map_to_413_and_408() {
+        let too_big = ApiError::BodyTooLarge { limit_bytes: 10, inflated: true };
+        assert_eq!(too_big.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(too_big.to_string().contains("after gzip inflation"));
+        let influx = body_json(too_big.into_influx_response()).await;
+        assert_eq!(influx["code"], "request too large");
+        assert_eq!(ApiError::Timeout { after_ms: 5 }.status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(ApiError::TooManyPoints { points: 3, limit: 2 }.to_problem().limit, Some(2));
+    }
+}

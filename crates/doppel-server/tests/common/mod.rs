@@ -1,0 +1,110 @@
+//! A real server on 127.0.0.1:0 over a fresh engine in its own tempdir,
+//! for the integration tests.
+
+#![allow(dead_code, reason = "each test binary uses a different subset of these helpers")]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use doppel_engine::{Engine, EngineConfig};
+use doppel_server::{ServerConfig, serve_listener};
+use doppel_store::StoreConfig;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// 2024-03-01T12:00:00Z in seconds, the time most test points use.
+pub const NOON_SECS: i64 = 1_709_294_400;
+
+/// Covers the whole day of 2024-03-01.
+pub const DAY_RANGE: &str = "from=2024-03-01T00:00:00Z&to=2024-03-02T00:00:00Z";
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub engine: Arc<Engine>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), doppel_server::ServerError>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(ServerConfig::default(), |_| {}).await
+    }
+
+    pub async fn start_with(config: ServerConfig, tune: impl FnOnce(&mut EngineConfig)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = StoreConfig::new(dir.path());
+        store.background = false;
+        let mut engine_config = EngineConfig::new(store);
+        tune(&mut engine_config);
+        let engine = Arc::new(Engine::open(engine_config).unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (sender, receiver) = oneshot::channel::<()>();
+        let task = tokio::spawn(serve_listener(listener, engine.clone(), config, async move {
+            let _ = receiver.await;
+        }));
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+        Self { addr, client, engine, shutdown: Some(sender), task: Some(task), _dir: dir }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn post(&self, path: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.client.post(self.url(path)).body(body).send().await.unwrap()
+    }
+
+    pub async fn put_json(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
+        self.client.put(self.url(path)).json(&body).send().await.unwrap()
+    }
+
+    pub async fn delete(&self, path: &str) -> reqwest::Response {
+        self.client.delete(self.url(path)).send().await.unwrap()
+    }
+
+    /// Writes line protocol through the Influx v2 route, asserting 204.
+    pub async fn write_lines(&self, lines: &str) {
+        let response = self.post("/api/v2/write?precision=s", lines.to_owned()).await;
+        let status = response.status();
+        assert_eq!(status, 204, "write failed: {}", response.text().await.unwrap());
+    }
+
+    /// Asks the server to shut down and waits until `serve` returns.
+    pub async fn shutdown(mut self) {
+        if let Some(sender) = self.shutdown.take() {
+            let _ = sender.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .expect("graceful shutdown finished in time")
+                .unwrap()
+                .unwrap();
+        }
+    }
+}
+
+/// The body as JSON, asserting the content type starts with `content_type`.
+pub async fn json_body(response: reqwest::Response, content_type: &str) -> serde_json::Value {
+    let actual =
+        response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    assert!(actual.starts_with(content_type), "content type {actual:?}, expected {content_type:?}");
+    response.json().await.unwrap()
+}
+
+/// Asserts a problem+json answer with this status naming this parameter.
+pub async fn assert_bad_parameter(response: reqwest::Response, parameter: &str) {
+    assert_eq!(response.status(), 400);
+    let problem = json_body(response, "application/problem+json").await;
+    assert_eq!(problem["status"], 400, "{problem}");
+    assert_eq!(problem["parameter"], parameter, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains(parameter), "{problem}");
+}
