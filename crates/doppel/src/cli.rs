@@ -1,0 +1,245 @@
+//! The command line: every subcommand, its flags and the help that teaches
+//! it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::bench::BenchCommand;
+
+/// Default address of `serve` and of the server the client commands talk to.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7780";
+/// Default data directory of `serve`.
+pub const DEFAULT_DATA_DIR: &str = "./doppel-data";
+
+/// Doppel: live, private digital twins of people.
+///
+/// Start a server with `doppel serve`, or see everything working at once
+/// with `doppel demo`. Client commands (query, twin, import) talk to a
+/// running server at --server (default http://127.0.0.1:7780).
+#[derive(Parser, Debug)]
+#[command(name = "doppel", version, about, long_about, propagate_version = true)]
+pub struct Cli {
+    /// More log output (-v debug, -vv trace); DOPPEL_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What to do.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server: ingest, live twins, queries and streams over HTTP.
+    ///
+    /// Settings come from, in rising priority: the TOML file given with
+    /// --config, DOPPEL_* environment variables, then flags.
+    Serve(ServeArgs),
+    /// Start a server with a synthetic population and stream live data.
+    ///
+    /// Generates people whose signals follow published physiology (history
+    /// first, with progress bars), then streams new points in real time (or
+    /// faster with --speed) and prints what to open.
+    Demo(DemoArgs),
+    /// Read a twin's signal: raw points or bucketed aggregates.
+    ///
+    /// Example: doppel query p0001 heart_rate --from 2024-03-01T00:00:00Z --every 1h --agg mean,max
+    Query(QueryArgs),
+    /// List, show, create and delete twins.
+    Twin(TwinArgs),
+    /// Send a CSV or line-protocol file to a server, in batches.
+    ///
+    /// CSV shapes: long (time,twin,signal,value[,tag...]) or wide
+    /// (time,<signal>,<signal>... with --twin). Files ending in .lp, .txt or
+    /// .line are read as line protocol; .gz files are inflated first.
+    Import(ImportArgs),
+    /// Flush and compact a data directory offline (the server must be stopped).
+    Compact(CompactArgs),
+    /// Benchmarks run side by side with peer databases.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// `doppel serve`.
+#[derive(Args, Debug, Default)]
+pub struct ServeArgs {
+    /// Data directory [default: ./doppel-data].
+    #[arg(long, env = "DOPPEL_DATA")]
+    pub data: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:7780].
+    #[arg(long, env = "DOPPEL_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// TOML configuration file.
+    #[arg(long, env = "DOPPEL_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Reject writes to twins that were not created first.
+    #[arg(long, env = "DOPPEL_STRICT")]
+    pub strict: bool,
+    /// Directory of extra model definitions (*.toml, *.json).
+    #[arg(long, env = "DOPPEL_MODELS")]
+    pub models: Option<PathBuf>,
+}
+
+/// `doppel demo`.
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Number of synthetic people.
+    #[arg(long, default_value_t = 1000)]
+    pub people: usize,
+    /// Days of history to generate before streaming live.
+    #[arg(long, default_value_t = 30)]
+    pub days: u32,
+    /// Live stream speed: 1 is real time, 60 makes a minute pass each second.
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    /// Address to listen on.
+    #[arg(long, default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+    /// Data directory; by default a fresh temporary one, removed on exit.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Seed of the population, for a reproducible demo.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Stop after this many seconds of live streaming (runs until Ctrl-C by default).
+    #[arg(long)]
+    pub duration_secs: Option<u64>,
+}
+
+/// Where the client commands find the server.
+#[derive(Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// Base URL of a running Doppel server.
+    #[arg(long, env = "DOPPEL_URL", default_value = "http://127.0.0.1:7780", global = true)]
+    pub server: String,
+}
+
+/// Output formats of client commands.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Format {
+    /// Aligned columns for people.
+    #[default]
+    Table,
+    /// `time,value` lines.
+    Csv,
+    /// The server's JSON answer.
+    Json,
+}
+
+/// `doppel query`.
+#[derive(Args, Debug)]
+pub struct QueryArgs {
+    /// Twin id.
+    pub twin: String,
+    /// Signal name, e.g. heart_rate.
+    pub signal: String,
+    /// Start (RFC 3339 or ns since epoch) [default: 24 h before --to].
+    #[arg(long)]
+    pub from: Option<String>,
+    /// End, exclusive (RFC 3339 or ns since epoch) [default: now].
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Bucket width, e.g. 15m, 1h, 1d.
+    #[arg(long)]
+    pub every: Option<String>,
+    /// Aggregates, comma-separated: mean,min,max,sum,count,first,last,p50,p95.
+    #[arg(long)]
+    pub agg: Option<String>,
+    /// Only points from this source, e.g. device=watch.
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// `doppel twin`.
+#[derive(Args, Debug)]
+pub struct TwinArgs {
+    #[command(subcommand)]
+    pub command: TwinCommand,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// `doppel twin ...`.
+#[derive(Subcommand, Debug)]
+pub enum TwinCommand {
+    /// List twins, sorted by id.
+    List {
+        /// Only twins of this model.
+        #[arg(long)]
+        model: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Show a twin's properties and live state.
+    Show {
+        /// Twin id.
+        id: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Create a twin, or replace its model and properties.
+    Create {
+        /// Twin id.
+        id: String,
+        /// Model name [default: the server's default, person].
+        #[arg(long)]
+        model: Option<String>,
+        /// A property as key=value (value parsed as JSON when it is valid JSON); repeatable.
+        #[arg(long = "property", short = 'p')]
+        properties: Vec<String>,
+    },
+    /// Delete a twin and all its data.
+    Delete {
+        /// Twin id.
+        id: String,
+    },
+}
+
+/// `doppel import`.
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// File to import (CSV or line protocol, optionally gzip-compressed).
+    pub file: PathBuf,
+    /// Format; guessed from the extension when absent.
+    #[arg(long, value_enum)]
+    pub format: Option<ImportFormat>,
+    /// Twin of a wide CSV file (time,<signal>,...).
+    #[arg(long)]
+    pub twin: Option<String>,
+    /// Unit of integer timestamps: ns, us, ms or s.
+    #[arg(long, default_value = "ns")]
+    pub precision: String,
+    /// Lines per request.
+    #[arg(long, default_value_t = 5000)]
+    pub batch_lines: usize,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// File formats `import` reads.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImportFormat {
+    /// Comma-separated values with a header.
+    Csv,
+    /// InfluxDB line protocol.
+    LineProtocol,
+}
+
+/// `doppel compact`.
+#[derive(Args, Debug)]
+pub struct CompactArgs {
+    /// Data directory [default: ./doppel-data].
+    #[arg(long, env = "DOPPEL_DATA", default_value = DEFAULT_DATA_DIR)]
+    pub data: PathBuf,
+}

@@ -1,0 +1,130 @@
+//! `doppel twin list|show|create|delete`.
+
+use anyhow::Context;
+use reqwest::Method;
+
+use crate::cli::{Format, TwinArgs, TwinCommand};
+use crate::client::{Body, Client};
+use crate::output::{cell, table};
+
+pub async fn run(args: TwinArgs) -> anyhow::Result<()> {
+    let client = Client::new(&args.server.server)?;
+    match args.command {
+        TwinCommand::List { model, limit, format } => {
+            let mut query = vec![("limit", limit.to_string())];
+            if let Some(model) = model {
+                query.push(("model", model));
+            }
+            let answer = client.get_json("/api/v1/twins", &query).await?;
+            match format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&answer)?),
+                Format::Table | Format::Csv => {
+                    let twins = answer["twins"].as_array().cloned().unwrap_or_default();
+                    let rows: Vec<Vec<String>> = twins
+                        .iter()
+                        .map(|t| vec![cell(&t["id"]), cell(&t["model"]), cell(&t["created"])])
+                        .collect();
+                    if format == Format::Csv {
+                        println!("id,model,created");
+                        for row in rows {
+                            println!("{}", row.join(","));
+                        }
+                    } else {
+                        print!("{}", table(&["id", "model", "created"], &rows));
+                    }
+                }
+            }
+        }
+        TwinCommand::Show { id, format } => {
+            let answer = client.get_json(&format!("/api/v1/twins/{id}"), &[]).await?;
+            match format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&answer)?),
+                Format::Table | Format::Csv => print!("{}", render_twin(&answer)),
+            }
+        }
+        TwinCommand::Create { id, model, properties } => {
+            let mut body = serde_json::Map::new();
+            if let Some(model) = model {
+                body.insert("model".into(), model.into());
+            }
+            body.insert("properties".into(), parse_properties(&properties)?.into());
+            let text = client
+                .send(Method::PUT, &format!("/api/v1/twins/{id}"), &[], Some(Body::Json(body.into())))
+                .await?;
+            let answer: serde_json::Value =
+                serde_json::from_str(&text).context("the server's answer is not JSON")?;
+            print!("{}", render_twin(&answer));
+        }
+        TwinCommand::Delete { id } => {
+            client.send(Method::DELETE, &format!("/api/v1/twins/{id}"), &[], None).await?;
+            println!("deleted twin {id} and all its data");
+        }
+    }
+    Ok(())
+}
+
+/// `key=value` pairs; values that parse as JSON keep their type.
+fn parse_properties(pairs: &[String]) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+    let mut map = serde_json::Map::new();
+    for pair in pairs {
+        let (key, value) =
+            pair.split_once('=').with_context(|| format!("property {pair:?} is not key=value"))?;
+        let value =
+            serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.to_owned()));
+        map.insert(key.to_owned(), value);
+    }
+    Ok(map)
+}
+
+fn render_twin(twin: &serde_json::Value) -> String {
+    let mut out = format!(
+        "twin {}  model {}  created {}\n",
+        cell(&twin["id"]),
+        cell(&twin["model"]),
+        cell(&twin["created"])
+    );
+    if let Some(properties) = twin["properties"].as_object().filter(|p| !p.is_empty()) {
+        let rows: Vec<Vec<String>> = properties.iter().map(|(k, v)| vec![k.clone(), cell(v)]).collect();
+        out.push('\n');
+        out.push_str(&table(&["property", "value"], &rows));
+    }
+    let signals = twin["signals"].as_array().cloned().unwrap_or_default();
+    if !signals.is_empty() {
+        let rows: Vec<Vec<String>> = signals
+            .iter()
+            .map(|s| {
+                let window = &s["windows"][0];
+                let value = match s["label"].as_str() {
+                    Some(label) => label.to_owned(),
+                    None => cell(&s["last_value"]),
+                };
+                vec![
+                    cell(&s["signal"]),
+                    value,
+                    cell(&s["unit"]),
+                    cell(&s["last_time"]),
+                    cell(&window["window"]),
+                    cell(&window["mean"]),
+                    cell(&window["min"]),
+                    cell(&window["max"]),
+                ]
+            })
+            .collect();
+        out.push('\n');
+        out.push_str(&table(&["signal", "last", "unit", "at", "window", "mean", "min", "max"], &rows));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn properties_keep_json_types() {
+        let map = parse_properties(&["birth_year=1985".into(), "sex=female".into()]).unwrap();
+        assert_eq!(map["birth_year"], serde_json::json!(1985));
+        assert_eq!(map["sex"], serde_json::json!("female"));
+        assert!(parse_properties(&["novalue".into()]).is_err());
+    }
+}

@@ -1,0 +1,559 @@
+//! The `doppel` client commands against a real `doppel serve` child:
+//! twin management, imports in every shape, queries in every format,
+//! failures that must name what is wrong, help, and offline compaction.
+//!
+//! Output that is meant to be stable (tables, CSV, one-line messages) is
+//! compared as exact text; JSON is compared parsed, so key order does not
+//! matter.
+
+mod common;
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use common::{CliOutput, Server, doppel, free_port};
+use doppel_model::Timestamp;
+use serde_json::{Value, json};
+
+/// 2024-03-01T00:00:00Z, the day most test points fall on.
+const DAY_START_SECS: i64 = 1_709_251_200;
+
+/// The range flags covering all of 2024-03-01.
+const DAY: [&str; 4] = ["--from", "2024-03-01T00:00:00Z", "--to", "2024-03-02T00:00:00Z"];
+
+/// A server on a fresh data directory, and scratch space for input files.
+struct Fixture {
+    server: Server,
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    async fn start() -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = Server::start(&dir.path().join("data"), &dir.path().join("server.log"), &[]).await;
+        Fixture { server, dir }
+    }
+
+    fn url(&self) -> String {
+        self.server.url("")
+    }
+
+    /// Runs `doppel ARGS --server URL`.
+    async fn run(&self, args: &[&str]) -> CliOutput {
+        let url = self.url();
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--server", url.as_str()]);
+        doppel(&all).await
+    }
+
+    /// Like [`Fixture::run`], asserting success and returning stdout.
+    async fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args).await;
+        assert!(
+            output.success,
+            "doppel {args:?} failed:\n{}\nserver log:\n{}",
+            output.stderr,
+            self.server.log_tail()
+        );
+        output.stdout
+    }
+
+    fn file(&self, name: &str, contents: &[u8]) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, contents).expect("write input file");
+        path
+    }
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("tempdir paths are UTF-8")
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(data).expect("gzip");
+    encoder.finish().expect("gzip")
+}
+
+fn parse_json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twin_create_show_and_list_agree_in_table_json_and_csv() {
+    let f = Fixture::start().await;
+    f.ok(&["twin", "create", "zed"]).await;
+    let created = f
+        .ok(&[
+            "twin",
+            "create",
+            "alice",
+            "--model",
+            "person",
+            "-p",
+            "birth_year=1985",
+            "--property",
+            "sex=female",
+            "-p",
+            "height_cm=168.5",
+        ])
+        .await;
+
+    let alice = parse_json(&f.ok(&["twin", "show", "alice", "--format", "json"]).await);
+    let alice_created = alice["created"].as_str().expect("created is a string").to_owned();
+    assert!(Timestamp::parse(&alice_created).is_some(), "created {alice_created:?} is not RFC 3339");
+    assert_eq!(
+        alice,
+        json!({
+            "id": "alice",
+            "model": "person",
+            "created": alice_created,
+            "properties": {"birth_year": 1985, "sex": "female", "height_cm": 168.5},
+            "signals": [],
+        })
+    );
+
+    let table = format!(
+        "twin alice  model person  created {alice_created}\n\
+         \n\
+         property    value\n\
+         birth_year  1985\n\
+         height_cm   168.5\n\
+         sex         female\n"
+    );
+    assert_eq!(created, table, "`twin create` prints the twin it made");
+    assert_eq!(f.ok(&["twin", "show", "alice"]).await, table);
+
+    let zed = parse_json(&f.ok(&["twin", "show", "zed", "--format", "json"]).await);
+    let zed_created = zed["created"].as_str().expect("created is a string").to_owned();
+    assert_eq!(
+        f.ok(&["twin", "show", "zed"]).await,
+        format!("twin zed  model person  created {zed_created}\n")
+    );
+
+    assert_eq!(
+        f.ok(&["twin", "list"]).await,
+        format!("id     model   created\nalice  person  {alice_created}\nzed    person  {zed_created}\n")
+    );
+    assert_eq!(
+        f.ok(&["twin", "list", "--format", "csv"]).await,
+        format!("id,model,created\nalice,person,{alice_created}\nzed,person,{zed_created}\n")
+    );
+    assert_eq!(
+        parse_json(&f.ok(&["twin", "list", "--format", "json"]).await),
+        json!({"next": null, "twins": [
+            {"id": "alice", "model": "person", "created": alice_created},
+            {"id": "zed", "model": "person", "created": zed_created},
+        ]})
+    );
+    assert_eq!(
+        parse_json(&f.ok(&["twin", "list", "--limit", "1", "--format", "json"]).await),
+        json!({"next": "alice", "twins": [{"id": "alice", "model": "person", "created": alice_created}]})
+    );
+
+    assert_eq!(f.ok(&["twin", "delete", "zed"]).await, "deleted twin zed and all its data\n");
+    let gone = f.run(&["twin", "show", "zed"]).await;
+    assert!(!gone.success);
+    assert_eq!(gone.stderr, "error: server answered 404 Not Found: twin \"zed\" does not exist\n");
+    assert_eq!(
+        f.ok(&["twin", "list", "--format", "csv"]).await,
+        format!("id,model,created\nalice,person,{alice_created}\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twin_create_refuses_a_property_without_a_value_before_calling_the_server() {
+    let f = Fixture::start().await;
+    let output = f.run(&["twin", "create", "alice", "-p", "novalue"]).await;
+    assert!(!output.success);
+    assert_eq!(output.stderr, "error: property \"novalue\" is not key=value\n");
+    assert_eq!(f.ok(&["twin", "list", "--format", "csv"]).await, "id,model,created\n");
+}
+
+/// The small, exactly known dataset: a long CSV with tags, a wide CSV
+/// with --twin, and gzip-compressed line protocol.
+async fn import_small_dataset(f: &Fixture) {
+    let long = f.file(
+        "alice.csv",
+        b"time,twin,signal,value,device\n\
+          2024-03-01T12:00:00Z,alice,heart_rate,62,watch\n\
+          2024-03-01T12:01:00Z,alice,heart_rate,64.5,watch\n\
+          2024-03-01T12:02:30.5Z,alice,heart_rate,65.5,ring\n\
+          2024-03-01T12:00:00Z,alice,sleep_stage,deep,\n",
+    );
+    assert_eq!(
+        f.ok(&["import", path_str(&long)]).await,
+        format!("imported 4 points from {}\n", long.display())
+    );
+
+    let wide = f.file("bob.csv", b"time,heart_rate,steps\n1709294400,62,\n1709294460,64,12\n");
+    assert_eq!(
+        f.ok(&["import", path_str(&wide), "--twin", "bob", "--precision", "s"]).await,
+        format!("imported 3 points from {}\n", wide.display())
+    );
+
+    let lp = f.file(
+        "carol.lp.gz",
+        &gzip(
+            b"spo2,twin=carol value=97 1709294400000000000\n\
+              spo2,twin=carol,device=ring value=96.5 1709294460000000000\n",
+        ),
+    );
+    assert_eq!(f.ok(&["import", path_str(&lp)]).await, format!("imported 2 points from {}\n", lp.display()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imported_points_read_back_exactly_as_csv_table_and_json() {
+    let f = Fixture::start().await;
+    import_small_dataset(&f).await;
+
+    let query = |twin: &'static str, signal: &'static str, format: &'static str| {
+        let mut args = vec!["query", twin, signal, "--format", format];
+        args.extend(DAY);
+        args
+    };
+
+    assert_eq!(
+        f.ok(&query("alice", "heart_rate", "csv")).await,
+        "time,value\n\
+         2024-03-01T12:00:00Z,62\n\
+         2024-03-01T12:01:00Z,64.5\n\
+         2024-03-01T12:02:30.5Z,65.5\n"
+    );
+    assert_eq!(
+        f.ok(&query("alice", "heart_rate", "table")).await,
+        "time                    value  label  source\n\
+         2024-03-01T12:00:00Z    62            device=watch\n\
+         2024-03-01T12:01:00Z    64.5          device=watch\n\
+         2024-03-01T12:02:30.5Z  65.5          device=ring\n"
+    );
+    assert_eq!(
+        parse_json(&f.ok(&query("alice", "heart_rate", "json")).await),
+        json!({
+            "twin": "alice",
+            "signal": "heart_rate",
+            "unit": "bpm",
+            "points": [
+                {"time": "2024-03-01T12:00:00Z", "value": 62, "provenance": "device=watch"},
+                {"time": "2024-03-01T12:01:00Z", "value": 64.5, "provenance": "device=watch"},
+                {"time": "2024-03-01T12:02:30.5Z", "value": 65.5, "provenance": "device=ring"},
+            ],
+        })
+    );
+    // Table is the default format; category signals show their label.
+    let mut sleep = vec!["query", "alice", "sleep_stage"];
+    sleep.extend(DAY);
+    assert_eq!(
+        f.ok(&sleep).await,
+        "time                  value  label  source\n\
+         2024-03-01T12:00:00Z  2      deep\n"
+    );
+
+    assert_eq!(
+        f.ok(&query("bob", "heart_rate", "csv")).await,
+        "time,value\n2024-03-01T12:00:00Z,62\n2024-03-01T12:01:00Z,64\n"
+    );
+    // The empty `steps` cell of the first row is skipped, not zero.
+    assert_eq!(f.ok(&query("bob", "steps", "csv")).await, "time,value\n2024-03-01T12:01:00Z,12\n");
+
+    assert_eq!(
+        f.ok(&query("carol", "spo2", "csv")).await,
+        "time,value\n2024-03-01T12:00:00Z,97\n2024-03-01T12:01:00Z,96.5\n"
+    );
+    assert_eq!(
+        f.ok(&query("carol", "spo2", "table")).await,
+        "time                  value  label  source\n\
+         2024-03-01T12:00:00Z  97\n\
+         2024-03-01T12:01:00Z  96.5          device=ring\n"
+    );
+    // Only the ring's series.
+    let mut ring = query("carol", "spo2", "csv");
+    ring.extend(["--source", "device=ring"]);
+    assert_eq!(f.ok(&ring).await, "time,value\n2024-03-01T12:01:00Z,96.5\n");
+
+    // `twin show` adds each signal's last value and its shortest window.
+    let alice = parse_json(&f.ok(&["twin", "show", "alice", "--format", "json"]).await);
+    let created = alice["created"].as_str().expect("created is a string");
+    assert_eq!(
+        f.ok(&["twin", "show", "alice"]).await,
+        format!(
+            "twin alice  model person  created {created}\n\
+             \n\
+             signal       last  unit  at                      window  mean  min  max\n\
+             heart_rate   65.5  bpm   2024-03-01T12:02:30.5Z  5m      64    62   65.5\n\
+             sleep_stage  deep        2024-03-01T12:00:00Z\n"
+        )
+    );
+
+    let mut hourly = query("alice", "heart_rate", "csv");
+    hourly.extend(["--every", "1h", "--agg", "mean,max"]);
+    assert_eq!(f.ok(&hourly).await, "time,mean,max\n2024-03-01T12:00:00Z,64,65.5\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregate_table_columns_follow_the_requested_order() {
+    let f = Fixture::start().await;
+    import_small_dataset(&f).await;
+    let mut args = vec!["query", "alice", "heart_rate", "--every", "1h", "--agg", "mean,max"];
+    args.extend(DAY);
+    // The server answers buckets as {time, count, mean, max} in the order
+    // asked for, and CSV keeps it (`time,mean,max`); the table must too.
+    assert_eq!(
+        f.ok(&args).await,
+        "time                  count  mean  max\n\
+         2024-03-01T12:00:00Z  3      64    65.5\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_csv_import_in_several_requests_arrives_whole() {
+    let f = Fixture::start().await;
+    const TWINS: usize = 3;
+    const MINUTES: i64 = 3_000;
+    let mut csv = String::from("time,twin,signal,value,device\n");
+    for twin in 0..TWINS {
+        for minute in 0..MINUTES {
+            let time = Timestamp::from_secs(DAY_START_SECS + minute * 60).to_rfc3339();
+            let device = if minute % 2 == 0 { "watch" } else { "" };
+            csv.push_str(&format!("{time},walker-{twin},heart_rate,{},{device}\n", 60 + minute % 40));
+        }
+    }
+    let path = f.file("walkers.csv", csv.as_bytes());
+    let total = TWINS as i64 * MINUTES;
+    assert_eq!(
+        f.ok(&["import", path_str(&path), "--batch-lines", "4000"]).await,
+        format!("imported {total} points from {}\n", path.display())
+    );
+    // 3,000 minutes from midnight: two whole days and two hours. Values
+    // cycle 60..=99 every 40 minutes, so every day's mean is 79.5.
+    for twin in 0..TWINS {
+        let name = format!("walker-{twin}");
+        let args = [
+            "query",
+            name.as_str(),
+            "heart_rate",
+            "--from",
+            "2024-03-01T00:00:00Z",
+            "--to",
+            "2024-03-04T00:00:00Z",
+            "--every",
+            "1d",
+            "--agg",
+            "count,mean,max",
+            "--format",
+            "csv",
+        ];
+        assert_eq!(
+            f.ok(&args).await,
+            "time,count,mean,max\n\
+             2024-03-01T00:00:00Z,1440,79.5,99\n\
+             2024-03-02T00:00:00Z,1440,79.5,99\n\
+             2024-03-03T00:00:00Z,120,79.5,99\n",
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_csv_with_bad_lines_names_every_bad_line_and_imports_nothing() {
+    let f = Fixture::start().await;
+    f.ok(&["twin", "create", "dave"]).await;
+    let path = f.file(
+        "bad.csv",
+        b"time,twin,signal,value\n\
+          2024-03-01T12:00:00Z,dave,heart_rate,62\n\
+          not-a-time,dave,heart_rate,63\n\
+          2024-03-01T12:02:00Z,dave,heart_rate,NaN\n\
+          2024-03-01T12:03:00Z,dave,heart_rate,65\n\
+          2024-03-01T12:04:00Z,,heart_rate,65\n",
+    );
+    let output = f.run(&["import", path_str(&path)]).await;
+    assert!(!output.success, "a file with bad lines must fail: {output:?}");
+    assert_eq!(output.stdout, "");
+    assert_eq!(
+        output.stderr,
+        "error: the file has 3 bad line(s); nothing was imported\n\
+         \x20 line 3: column \"time\": \"not-a-time\" is neither RFC 3339 nor an integer (in ns)\n\
+         \x20 line 4: column \"value\": \"NaN\" is not a finite number\n\
+         \x20 line 6: column \"twin\": empty, and no twin given (pass --twin)\n"
+    );
+    let mut args = vec!["query", "dave", "heart_rate", "--format", "csv"];
+    args.extend(DAY);
+    assert_eq!(f.ok(&args).await, "time,value\n", "good lines of a refused file must not be imported");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_protocol_import_names_bad_lines_by_their_line_in_the_file() {
+    let f = Fixture::start().await;
+    let path = f.file(
+        "erin.lp",
+        b"spo2,twin=erin value=97 1709294400000000000\n\
+          spo2,twin=erin value=98 1709294460000000000\n\
+          spo2,twin=erin value=99 1709294520000000000\n\
+          spo2,twin=erin value=96 1709294580000000000\n\
+          spo2,twin=erin valu 1709294640000000000\n\
+          spo2 value=95 1709294700000000000\n",
+    );
+    let output = f.run(&["import", path_str(&path), "--batch-lines", "3"]).await;
+    assert!(!output.success, "{output:?}");
+    let stderr = &output.stderr;
+    assert!(stderr.contains("\n  line 5: field \"valu\" has no '='"), "{stderr}");
+    assert!(stderr.contains("\n  line 6: missing tag 'twin'"), "{stderr}");
+    assert!(stderr.contains("lines before 4 were imported"), "{stderr}");
+    // Lines 1 to 5 of the file other than 5 are fine; a message naming
+    // one of them by number sends the reader to the wrong line.
+    for good in ["line 1:", "line 2:", "line 3:", "line 4:"] {
+        assert!(!stderr.contains(good), "stderr names good {good} (a batch-relative number?):\n{stderr}");
+    }
+    let mut args = vec!["query", "erin", "spo2", "--format", "csv"];
+    args.extend(DAY);
+    assert_eq!(
+        f.ok(&args).await,
+        "time,value\n2024-03-01T12:00:00Z,97\n2024-03-01T12:01:00Z,98\n2024-03-01T12:02:00Z,99\n",
+        "the first batch was imported, the refused one not at all"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_parameter_errors_name_the_parameter() {
+    let f = Fixture::start().await;
+    f.ok(&["twin", "create", "alice"]).await;
+    let cases: [(&[&str], &str); 4] = [
+        (&["--every", "5x"], "query parameter `every` is invalid: invalid duration \"5x\""),
+        (&["--agg", "mean,mode"], "query parameter `agg` is invalid: \"mode\" is not an aggregate"),
+        (&["--from", "yesterday"], "query parameter `from` is invalid: \"yesterday\""),
+        (&["--source", "device"], "query parameter `source` is invalid"),
+    ];
+    for (flags, expected) in cases {
+        let mut args = vec!["query", "alice", "heart_rate"];
+        args.extend(flags);
+        let output = f.run(&args).await;
+        assert!(!output.success, "{flags:?} must fail");
+        assert!(output.stderr.starts_with("error: server answered 400 Bad Request: "), "{}", output.stderr);
+        assert!(output.stderr.contains(expected), "{flags:?}: {}", output.stderr);
+        assert_eq!(output.stdout, "");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_client_command_without_a_server_says_it_cannot_be_reached() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = dir.path().join("ok.csv");
+    std::fs::write(&csv, "time,twin,signal,value\n2024-03-01T12:00:00Z,alice,heart_rate,62\n")
+        .expect("write");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let commands: [&[&str]; 6] = [
+        &["twin", "list"],
+        &["twin", "show", "alice"],
+        &["twin", "create", "alice"],
+        &["twin", "delete", "alice"],
+        &["query", "alice", "heart_rate"],
+        &["import", path_str(&csv)],
+    ];
+    for command in commands {
+        let mut args = command.to_vec();
+        args.extend(["--server", url.as_str()]);
+        let output = doppel(&args).await;
+        assert!(!output.success, "{command:?} must fail without a server");
+        let expected = format!("error: cannot reach Doppel at {url}: is `doppel serve` running there?");
+        assert!(output.stderr.starts_with(&expected), "{command:?}: {}", output.stderr);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_lists_every_subcommand_and_flag() {
+    let top = doppel(&["--help"]).await;
+    assert!(top.success);
+    assert!(top.stdout.contains("Usage: doppel [OPTIONS] <COMMAND>"), "{}", top.stdout);
+    for command in ["serve", "demo", "query", "twin", "import", "compact", "bench", "help"] {
+        assert!(top.stdout.contains(&format!("\n  {command} ")), "`{command}` missing from:\n{}", top.stdout);
+    }
+
+    let serve = doppel(&["serve", "--help"]).await;
+    assert!(serve.success);
+    for flag in ["--data <DATA>", "--listen <LISTEN>", "--config <CONFIG>", "--strict", "--models <MODELS>"] {
+        assert!(serve.stdout.contains(flag), "`{flag}` missing from:\n{}", serve.stdout);
+    }
+    for variable in ["DOPPEL_DATA", "DOPPEL_LISTEN", "DOPPEL_CONFIG"] {
+        assert!(serve.stdout.contains(variable), "`{variable}` missing from:\n{}", serve.stdout);
+    }
+
+    let twin = doppel(&["twin", "--help"]).await;
+    for command in ["list", "show", "create", "delete"] {
+        assert!(
+            twin.stdout.contains(&format!("\n  {command} ")),
+            "`{command}` missing from:\n{}",
+            twin.stdout
+        );
+    }
+
+    let query = doppel(&["query", "--help"]).await;
+    for flag in ["--from", "--to", "--every", "--agg", "--source", "--format", "--server"] {
+        assert!(query.stdout.contains(flag), "`{flag}` missing from:\n{}", query.stdout);
+    }
+
+    let version = doppel(&["--version"]).await;
+    assert_eq!(version.stdout, format!("doppel {}\n", env!("CARGO_PKG_VERSION")));
+
+    let unknown = doppel(&["frobnicate"]).await;
+    assert!(!unknown.success);
+    assert!(unknown.stderr.contains("unrecognized subcommand 'frobnicate'"), "{}", unknown.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compact_of_a_stopped_servers_directory_prints_json_stats_and_keeps_the_data() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let log = dir.path().join("server.log");
+    let mut server = Server::start(&data, &log, &[]).await;
+    let lines = "heart_rate,twin=alice value=62 1709294400000000000\n\
+                 heart_rate,twin=alice value=64 1709294460000000000\n\
+                 spo2,twin=alice value=97 1709294400000000000\n\
+                 heart_rate,twin=bob value=70 1709294400000000000\n";
+    let response = reqwest::Client::new()
+        .post(server.url("/api/v2/write?precision=ns"))
+        .body(lines)
+        .send()
+        .await
+        .expect("write");
+    assert_eq!(response.status(), 204);
+
+    let data_arg = data.to_str().expect("UTF-8 path");
+    let busy = doppel(&["compact", "--data", data_arg]).await;
+    assert!(!busy.success, "compact must refuse a directory a server holds");
+    assert!(busy.stderr.contains("another process"), "{}", busy.stderr);
+
+    let status = server.terminate();
+    assert!(
+        status.success(),
+        "doppel serve must exit 0 on SIGTERM, got {status}; log:\n{}",
+        server.log_tail()
+    );
+
+    for run in ["first", "second"] {
+        let output = doppel(&["compact", "--data", data_arg]).await;
+        assert!(output.success, "{run} compact failed: {}", output.stderr);
+        let stats = parse_json(&output.stdout);
+        let mut keys: Vec<&String> = stats.as_object().expect("stats object").keys().collect();
+        keys.sort();
+        assert_eq!(keys, ["segment_bytes", "segments", "series", "wal_bytes"], "{run}: {stats}");
+        assert_eq!(stats["series"], 3, "{run}: {stats}");
+        assert_eq!(stats["segments"], 1, "{run}: {stats}");
+        assert!(stats["segment_bytes"].as_u64().is_some_and(|b| b > 0), "{run}: {stats}");
+        assert_eq!(stats["wal_bytes"], 0, "{run}: everything was flushed: {stats}");
+    }
+
+    let server = Server::start(&data, &log, &[]).await;
+    let url = server.url("");
+    let mut args = vec!["query", "alice", "heart_rate", "--format", "csv", "--server", url.as_str()];
+    args.extend(DAY);
+    let output = doppel(&args).await;
+    assert!(output.success, "{}", output.stderr);
+    assert_eq!(output.stdout, "time,value\n2024-03-01T12:00:00Z,62\n2024-03-01T12:01:00Z,64\n");
+
+    let missing = dir.path().join("nowhere");
+    let output = doppel(&["compact", "--data", missing.to_str().expect("UTF-8 path")]).await;
+    assert!(!output.success);
+    assert_eq!(output.stderr, format!("error: {} is not a data directory\n", missing.display()));
+}
