@@ -24,7 +24,7 @@ fn batch(index: usize) -> String {
     for line in 0..LINES_PER_BATCH {
         let twin = line / SIGNALS.len() % TWINS;
         let (signal, base) = SIGNALS[line % SIGNALS.len()];
-        let value = base + ((line * 7 + index) % 13) as f64;
+        let value = base + ((line * 7 + index) % 4) as f64;
         text.push_str(&format!("{signal},twin=p{twin:05},device=watch value={value} {time}\n"));
     }
     text

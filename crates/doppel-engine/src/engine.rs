@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use doppel_model::{Batch, ModelDef, ModelRegistry, Sample, SeriesBatch, SeriesKey, Span, Timestamp, TwinId};
-use doppel_protocols::{LineError, RawBatch};
+use doppel_protocols::{LineError, MAX_REPORTED_ERRORS, ParseErrors, RawBatch};
 use doppel_store::{Aggregate, Bucket, RangeQuery, SeriesData, Store, StoreConfig, StoreStats, TwinRecord};
 use parking_lot::Mutex;
 use tokio::sync::broadcast;
@@ -209,8 +209,10 @@ impl Engine {
         }
         if !errors.is_empty() {
             errors.sort_by_key(|e| e.line);
+            let truncated = errors.len() > MAX_REPORTED_ERRORS;
+            errors.truncate(MAX_REPORTED_ERRORS);
             self.counters.rejected.fetch_add(1, Ordering::Relaxed);
-            return Err(IngestError::Rejected(errors));
+            return Err(IngestError::Rejected(ParseErrors { errors, truncated }));
         }
         let twins_created = self.create_twins(new_twins)?;
         self.store.write(&batch)?;

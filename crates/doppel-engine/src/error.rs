@@ -1,5 +1,5 @@
 use doppel_model::TwinId;
-use doppel_protocols::LineError;
+use doppel_protocols::ParseErrors;
 use doppel_store::StoreError;
 use thiserror::Error;
 
@@ -28,9 +28,10 @@ pub enum EngineError {
 /// Why a batch was not ingested. Nothing of a failed batch is written.
 #[derive(Debug, Error)]
 pub enum IngestError {
-    /// Some points were invalid; every bad line is listed with its number.
-    #[error("{} invalid line(s), first: {}", .0.len(), .0.first().map(ToString::to_string).unwrap_or_default())]
-    Rejected(Vec<LineError>),
+    /// Some points were invalid; every bad line is listed with its number
+    /// (up to the protocols' reporting cap, with `truncated` set beyond).
+    #[error("{} invalid line(s), first: {}", .0.errors.len(), .0.errors.first().map(ToString::to_string).unwrap_or_default())]
+    Rejected(ParseErrors),
     /// The store failed; the batch may be retried.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -60,7 +60,8 @@ fn a_bad_value_rejects_the_whole_batch_and_names_its_line() {
     let err = engine
         .ingest(lines("heart_rate,twin=bob value=60 1000\nheart_rate,twin=bob value=400 1060\nspo2,twin=bob value=101 1"))
         .unwrap_err();
-    let IngestError::Rejected(errors) = err else { panic!("expected a rejection") };
+    let IngestError::Rejected(rejected) = err else { panic!("expected a rejection") };
+    let errors = rejected.errors;
     assert_eq!(errors.iter().map(|e| e.line).collect::<Vec<_>>(), vec![2, 3]);
     assert!(errors[0].message.contains("heart_rate"), "{}", errors[0].message);
     assert!(engine.twin(&id("bob")).is_none(), "a rejected batch must not create its twin");
