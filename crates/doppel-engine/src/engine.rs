@@ -256,21 +256,23 @@ impl Engine {
             return Ok(ids);
         }
         let _guard = self.create_lock.lock();
-        let mut created = Vec::new();
-        for id in ids {
-            if self.twins.contains(&id) {
-                continue;
-            }
-            let record = TwinRecord {
-                id: id.clone(),
+        let now = Timestamp::now();
+        let records: Vec<TwinRecord> = ids
+            .into_iter()
+            .filter(|id| !self.twins.contains(id))
+            .map(|id| TwinRecord {
+                id,
                 model: self.default_model.name.clone(),
                 properties: serde_json::Map::new(),
-                created: Timestamp::now(),
-            };
-            self.store.put_twin(&record)?;
-            self.twins.insert(id.clone(), LiveTwin::new(self.default_model.clone()));
-            self.publish(&id, EventKind::TwinCreated, EventBody::Twin { model: record.model });
-            created.push(id);
+                created: now,
+            })
+            .collect();
+        self.store.put_twins(&records)?;
+        let mut created = Vec::with_capacity(records.len());
+        for record in records {
+            self.twins.insert(record.id.clone(), LiveTwin::new(self.default_model.clone()));
+            self.publish(&record.id, EventKind::TwinCreated, EventBody::Twin { model: record.model });
+            created.push(record.id);
         }
         Ok(created)
     }

@@ -127,7 +127,13 @@ impl Store {
 
     /// Inserts or replaces a twin's catalog record, durably.
     pub fn put_twin(&self, twin: &TwinRecord) -> Result<(), StoreError> {
-        self.inner.put_twin(twin)
+        self.inner.put_twins(std::slice::from_ref(twin))
+    }
+
+    /// Upserts many catalog records with one fsync: creating the twins of a
+    /// batch one durable write at a time would cost an fsync per twin.
+    pub fn put_twins(&self, twins: &[TwinRecord]) -> Result<(), StoreError> {
+        self.inner.put_twins(twins)
     }
 
     /// Deletes a twin durably: its record and all its data written so far
@@ -424,12 +430,22 @@ impl Inner {
         Ok((lsn, led_fsync, head.point_count()))
     }
 
-    fn put_twin(&self, twin: &TwinRecord) -> Result<(), StoreError> {
-        let record = build_record("twin record", 256, |out| encode_upsert(twin, out))?;
+    fn put_twins(&self, twins: &[TwinRecord]) -> Result<(), StoreError> {
+        let records = twins
+            .iter()
+            .map(|twin| build_record("twin record", 256, |out| encode_upsert(twin, out)))
+            .collect::<Result<Vec<_>, _>>()?;
         let _gate = self.gate.read();
-        let lsn = self.wal.append(&record)?;
+        let mut last = None;
+        for record in &records {
+            last = Some(self.wal.append(record)?);
+        }
+        let Some(lsn) = last else { return Ok(()) };
         self.wal.sync_to(lsn)?;
-        self.catalog.write().upsert(twin.clone());
+        let mut catalog = self.catalog.write();
+        for twin in twins {
+            catalog.upsert(twin.clone());
+        }
         Ok(())
     }
 

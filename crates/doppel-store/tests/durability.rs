@@ -239,3 +239,20 @@ fn regular_minute_heart_rate_takes_at_most_1_5_bytes_per_point() {
         store.aggregate(&q, Span::from_nanos(60 * minute), &[Aggregate::Count, Aggregate::Mean]).unwrap();
     assert_eq!(hourly.iter().map(|b| b.count).sum::<u64>(), points as u64);
 }
+
+#[test]
+fn twins_put_together_share_one_fsync_and_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(config(dir.path())).unwrap();
+        let before = store.stats().fsyncs_total;
+        let records: Vec<TwinRecord> = (0..50).map(|i| twin(&format!("t{i:02}"))).collect();
+        store.put_twins(&records).unwrap();
+        assert_eq!(store.stats().fsyncs_total - before, 1);
+        store.put_twins(&[]).unwrap();
+        assert_eq!(store.stats().fsyncs_total - before, 1, "nothing to write, nothing to sync");
+    }
+    let store = Store::open(config(dir.path())).unwrap();
+    assert_eq!(store.twin_count(), 50);
+    assert!(store.twin(&TwinId::new("t49").unwrap()).is_some());
+}
