@@ -35,7 +35,7 @@ impl TwinId {
         if id == "." || id == ".." {
             return Err(invalid("'.' and '..' are path segments, not ids"));
         }
-        Ok(Self(Arc::from(id)))
+        Ok(Self(crate::intern::intern(id)))
     }
 
     /// The id as text.
@@ -67,7 +67,7 @@ impl SignalName {
         if !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-')) {
             return Err(invalid("only A-Z, a-z, 0-9, '_', '.', ':' and '-' are allowed"));
         }
-        Ok(Self(Arc::from(name)))
+        Ok(Self(crate::intern::intern(name)))
     }
 
     /// The name as text.

@@ -32,6 +32,7 @@ mod duration;
 mod error;
 mod field;
 mod ids;
+mod intern;
 mod provenance;
 mod time;
 mod value;

@@ -62,7 +62,7 @@ impl Provenance {
                 reason: "tags together are longer than 512 bytes",
             });
         }
-        Ok(Self(Arc::from(text)))
+        Ok(Self(crate::intern::intern(&text)))
     }
 
     /// Parses canonical text as produced by [`Provenance::as_str`]; used when

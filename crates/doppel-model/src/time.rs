@@ -55,30 +55,49 @@ impl Timestamp {
     /// RFC 3339 text in UTC with as many fractional digits as needed
     /// (`2024-03-01T12:00:00Z`, `2024-03-01T12:00:00.5Z`).
     pub fn to_rfc3339(self) -> String {
+        let mut text = String::with_capacity(30);
+        self.write_rfc3339(&mut text);
+        text
+    }
+
+    /// Appends the RFC 3339 text to `out`. Answers with thousands of rows
+    /// format one timestamp per row, so this writes digits directly rather
+    /// than through `format!`.
+    pub fn write_rfc3339(self, out: &mut String) {
         let secs = self.0.div_euclid(NANOS_PER_SEC);
         let nanos = self.0.rem_euclid(NANOS_PER_SEC);
         let days = secs.div_euclid(86_400);
         let secs_of_day = secs.rem_euclid(86_400);
         let (year, month, day) = civil_from_days(days);
-        let mut text = format!(
-            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
-            secs_of_day / 3600,
-            secs_of_day / 60 % 60,
-            secs_of_day % 60
-        );
+        // i64 nanoseconds span the years 1677–2262: always four digits.
+        push_digits(out, year.unsigned_abs(), 4);
+        out.push('-');
+        push_digits(out, u64::from(month), 2);
+        out.push('-');
+        push_digits(out, u64::from(day), 2);
+        out.push('T');
+        push_digits(out, (secs_of_day / 3600) as u64, 2);
+        out.push(':');
+        push_digits(out, (secs_of_day / 60 % 60) as u64, 2);
+        out.push(':');
+        push_digits(out, (secs_of_day % 60) as u64, 2);
         if nanos != 0 {
-            let digits = format!("{nanos:09}");
-            text.push('.');
-            text.push_str(digits.trim_end_matches('0'));
+            let mut fraction = nanos as u64;
+            let mut width = 9;
+            while fraction.is_multiple_of(10) {
+                fraction /= 10;
+                width -= 1;
+            }
+            out.push('.');
+            push_digits(out, fraction, width);
         }
-        text.push('Z');
-        text
+        out.push('Z');
     }
 
     /// A `serialize_with` helper for fields that users read: writes the
     /// RFC 3339 text instead of the nanosecond integer.
     pub fn serialize_rfc3339<S: serde::Serializer>(ts: &Timestamp, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(&ts.to_rfc3339())
+        serializer.serialize_str(&ts.to_rfc3339())
     }
 
     /// Parses RFC 3339 (`2024-03-01T12:00:00Z`, `...T12:00:00.123+02:00`),
@@ -158,6 +177,16 @@ impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_rfc3339())
     }
+}
+
+/// Appends `value` as exactly `width` decimal digits, zero-padded.
+fn push_digits(out: &mut String, mut value: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    for slot in digits[..width].iter_mut().rev() {
+        *slot = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+    out.extend(digits[..width].iter().map(|&d| char::from(d)));
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian

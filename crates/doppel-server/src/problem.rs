@@ -241,7 +241,9 @@ impl From<EngineError> for ApiError {
 impl From<IngestError> for ApiError {
     fn from(error: IngestError) -> Self {
         match error {
-            IngestError::Rejected(rejected) => Self::BadItems { errors: rejected.errors, truncated: rejected.truncated },
+            IngestError::Rejected(rejected) => {
+                Self::BadItems { errors: rejected.errors, truncated: rejected.truncated }
+            }
             other => Self::Internal(other.to_string()),
         }
     }

@@ -361,7 +361,7 @@ fn bucket_csv(buckets: &[Bucket], aggregates: &[Aggregate]) -> String {
     }
     csv.push('\n');
     for bucket in buckets {
-        csv.push_str(&bucket.start.to_rfc3339());
+        bucket.start.write_rfc3339(&mut csv);
         for value in &bucket.values {
             let _ = write!(csv, ",{value}");
         }
