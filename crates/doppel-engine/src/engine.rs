@@ -5,9 +5,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use doppel_model::{Batch, ModelDef, ModelRegistry, Sample, SeriesBatch, SeriesKey, Span, Timestamp, TwinId};
+use doppel_model::{
+    Batch, ModelDef, ModelRegistry, Sample, SeriesBatch, SeriesKey, SignalName, Span, Timestamp, TwinId,
+};
 use doppel_protocols::{LineError, MAX_REPORTED_ERRORS, ParseErrors, RawBatch};
-use doppel_store::{Aggregate, Bucket, RangeQuery, SeriesData, Store, StoreConfig, StoreStats, TwinRecord};
+use doppel_store::{
+    Aggregate, Bucket, RangeQuery, RetentionPolicy, SeriesData, Store, StoreConfig, StoreStats, TwinRecord,
+};
 use parking_lot::Mutex;
 use tokio::sync::broadcast;
 
@@ -112,7 +116,9 @@ impl Engine {
             .models
             .get(&config.default_model)
             .ok_or_else(|| unknown_model(&config.models, &config.default_model))?;
-        let store = Store::open(config.store)?;
+        let mut store_config = config.store;
+        store_config.retention = retention_with_models(&store_config.retention, &config.models);
+        let store = Store::open(store_config)?;
         let (bus, _) = broadcast::channel(config.event_capacity.max(1));
         let engine = Self {
             store,
@@ -495,6 +501,68 @@ fn signal_states(live: &LiveTwin) -> Vec<SignalState> {
         .collect()
 }
 
+/// The store's retention: what the configuration says per signal, then
+/// what models say of the signals they define, then the configured
+/// default. Retention is applied by signal name, so when several models
+/// define one signal the longest of their retentions applies, and a model
+/// that keeps it forever keeps it forever for all: no twin loses data
+/// earlier than its own model promises.
+pub(crate) fn retention_with_models(configured: &RetentionPolicy, models: &ModelRegistry) -> RetentionPolicy {
+    let mut from_models: HashMap<SignalName, Option<Span>> = HashMap::new();
+    for name in models.names() {
+        let Some(model) = models.get(name) else { continue };
+        for signal in model.signals.keys() {
+            let span = model.retention_for(signal);
+            from_models
+                .entry(signal.clone())
+                .and_modify(|kept| *kept = kept.zip(span).map(|(a, b)| a.max(b)))
+                .or_insert(span);
+        }
+    }
+    let mut policy = configured.clone();
+    for (signal, span) in from_models {
+        if let Some(span) = span {
+            policy.per_signal.entry(signal).or_insert(span);
+        }
+    }
+    policy
+}
+
 fn unknown_model(models: &ModelRegistry, name: &str) -> EngineError {
     EngineError::UnknownModel { name: name.to_owned(), known: models.names().join(", ") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(toml: &str) -> ModelDef {
+        ModelDef::from_toml(toml).unwrap()
+    }
+
+    #[test]
+    fn models_fill_in_retention_the_configuration_leaves_open() {
+        let mut models = ModelRegistry::empty();
+        models
+            .insert(model(
+                "name = \"a\"\n[signals.heart_rate]\nunit = \"bpm\"\nkind = \"gauge\"\nretention = \"90d\"\n\
+                 [signals.steps]\nunit = \"count\"\nkind = \"counter\"\nretention = \"30d\"\n\
+                 [signals.weight]\nunit = \"kg\"\nkind = \"gauge\"\nretention = \"10d\"\n",
+            ))
+            .unwrap();
+        models
+            .insert(model(
+                "name = \"b\"\n[signals.heart_rate]\nunit = \"bpm\"\nkind = \"gauge\"\nretention = \"400d\"\n\
+                 [signals.weight]\nunit = \"kg\"\nkind = \"gauge\"\n",
+            ))
+            .unwrap();
+        let mut configured = RetentionPolicy::default();
+        configured.per_signal.insert(SignalName::new("steps").unwrap(), "7d".parse().unwrap());
+        let policy = retention_with_models(&configured, &models);
+        let get = |s: &str| policy.per_signal.get(&SignalName::new(s).unwrap()).copied();
+        assert_eq!(get("heart_rate"), Some("400d".parse().unwrap()), "the longest model retention wins");
+        assert_eq!(get("steps"), Some("7d".parse().unwrap()), "configuration wins over models");
+        assert_eq!(get("weight"), None, "a model keeping a signal forever keeps it for all");
+        assert_eq!(policy.default, None);
+    }
 }
