@@ -483,6 +483,7 @@ fn signal_states(live: &LiveTwin) -> Vec<SignalState> {
                 label: last_value.and_then(|v| live.model.label(&s.signal, v)).map(str::to_owned),
                 windows: s
                     .windows
+                    .as_slice()
                     .iter()
                     .filter_map(|w| {
                         let summary = w.summary()?;

@@ -23,12 +23,51 @@ pub(crate) struct LiveSignal {
     pub signal: SignalName,
     pub last_time: i64,
     pub last_value: f64,
-    pub windows: Box<[RollingWindow]>,
+    pub windows: Windows,
+}
+
+/// A signal's rolling windows. Most signals have none or one, so one is
+/// kept inline: a separate allocation per live signal costs more than the
+/// window itself at millions of signals.
+pub(crate) enum Windows {
+    /// Category and interval signals, and models that keep none.
+    None,
+    /// The common case.
+    One(RollingWindow),
+    /// Several spans (e.g. acute and chronic training load).
+    Many(Box<[RollingWindow]>),
+}
+
+impl Windows {
+    fn new(spans: &[doppel_model::Span]) -> Self {
+        match spans {
+            [] => Self::None,
+            [span] => Self::One(RollingWindow::new(*span)),
+            spans => Self::Many(spans.iter().map(|span| RollingWindow::new(*span)).collect()),
+        }
+    }
+
+    /// The windows, in the model's order.
+    pub fn as_slice(&self) -> &[RollingWindow] {
+        match self {
+            Self::None => &[],
+            Self::One(window) => std::slice::from_ref(window),
+            Self::Many(windows) => windows,
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [RollingWindow] {
+        match self {
+            Self::None => &mut [],
+            Self::One(window) => std::slice::from_mut(window),
+            Self::Many(windows) => windows,
+        }
+    }
 }
 
 impl LiveSignal {
     fn new(signal: SignalName, model: &ModelDef) -> Self {
-        let windows = model.windows_for(&signal).iter().map(|span| RollingWindow::new(*span)).collect();
+        let windows = Windows::new(model.windows_for(&signal));
         Self { signal, last_time: i64::MIN, last_value: 0.0, windows }
     }
 
@@ -39,7 +78,7 @@ impl LiveSignal {
             self.last_time = t;
             self.last_value = value;
         }
-        for window in self.windows.iter_mut() {
+        for window in self.windows.as_mut_slice() {
             window.add(t, value);
         }
     }

@@ -21,7 +21,7 @@ const SHARDS: usize = 16;
 
 /// Reference counts of series keys, sharded by key hash.
 pub(crate) struct SeriesRegistry {
-    shards: Box<[Mutex<HashMap<SeriesKey, u32>>]>,
+    shards: Box<[Mutex<HashMap<u64, u32>>]>,
     hasher: RandomState,
     distinct: AtomicUsize,
 }
@@ -37,17 +37,23 @@ impl Default for SeriesRegistry {
 }
 
 impl SeriesRegistry {
-    fn shard(&self, key: &SeriesKey) -> &Mutex<HashMap<SeriesKey, u32>> {
-        &self.shards[(self.hasher.hash_one(key) as usize) & (SHARDS - 1)]
+    /// The key's 64-bit fingerprint and its shard. Holding fingerprints
+    /// rather than keys keeps the registry at about 20 bytes per series
+    /// (a key is 48 bytes plus map overhead, at millions of series); two
+    /// keys would have to collide in 64 bits to be counted as one.
+    fn slot(&self, key: &SeriesKey) -> (u64, &Mutex<HashMap<u64, u32>>) {
+        let fingerprint = self.hasher.hash_one(key);
+        (fingerprint, &self.shards[(fingerprint as usize) & (SHARDS - 1)])
     }
 
     /// A container gained `key`.
     pub(crate) fn acquire(&self, key: &SeriesKey) {
-        let mut shard = self.shard(key).lock();
-        match shard.get_mut(key) {
+        let (fingerprint, shard) = self.slot(key);
+        let mut shard = shard.lock();
+        match shard.get_mut(&fingerprint) {
             Some(refs) => *refs += 1,
             None => {
-                shard.insert(key.clone(), 1);
+                shard.insert(fingerprint, 1);
                 self.distinct.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -57,8 +63,9 @@ impl SeriesRegistry {
     /// (callers release only what they acquired; this keeps a bug from
     /// wrapping the count).
     pub(crate) fn release(&self, key: &SeriesKey) {
-        let mut shard = self.shard(key).lock();
-        let last_holder = match shard.get_mut(key) {
+        let (fingerprint, shard) = self.slot(key);
+        let mut shard = shard.lock();
+        let last_holder = match shard.get_mut(&fingerprint) {
             Some(refs) if *refs > 1 => {
                 *refs -= 1;
                 false
@@ -67,7 +74,7 @@ impl SeriesRegistry {
             None => return,
         };
         if last_holder {
-            shard.remove(key);
+            shard.remove(&fingerprint);
             self.distinct.fetch_sub(1, Ordering::Relaxed);
         }
     }

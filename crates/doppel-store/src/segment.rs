@@ -110,7 +110,9 @@ where
     let mut buf = Vec::new();
     for item in series {
         let (key, columns) = item?;
-        let mut blocks = Vec::new();
+        // Exact capacity: this vector lives in the in-memory index for the
+        // segment's life, and most series have one block.
+        let mut blocks = Vec::with_capacity(columns.times.len().div_ceil(MAX_BLOCK_POINTS));
         for (times, values) in
             columns.times.chunks(MAX_BLOCK_POINTS).zip(columns.values.chunks(MAX_BLOCK_POINTS))
         {
