@@ -171,6 +171,7 @@ struct OpenBucket {
 /// by binary search, not by a division per point, and only the values of
 /// the current bucket are kept (and only when a percentile needs them).
 pub(crate) struct BucketBuilder<'a> {
+    every: Option<Span>,
     every_nanos: Option<i64>,
     whole_start: i64,
     aggs: &'a [Aggregate],
@@ -190,6 +191,7 @@ impl<'a> BucketBuilder<'a> {
     pub(crate) fn new(every: Option<Span>, whole_start: i64, aggs: &'a [Aggregate]) -> Self {
         let has = |wanted: &[Aggregate]| aggs.iter().any(|a| wanted.contains(a));
         Self {
+            every,
             every_nanos: every.map(Span::as_nanos),
             whole_start,
             aggs,
@@ -296,6 +298,60 @@ impl<'a> BucketBuilder<'a> {
         self.close();
         self.out
     }
+
+    /// An empty builder for samples that come after every sample this one
+    /// will be given, to be filled on another thread and joined back with
+    /// [`BucketBuilder::join`].
+    pub(crate) fn tail(&self) -> TailBuilder<'a> {
+        TailBuilder {
+            lead_end: None,
+            lead_times: Vec::new(),
+            lead_values: Vec::new(),
+            rest: BucketBuilder::new(self.every, self.whole_start, self.aggs),
+        }
+    }
+
+    /// Appends what `tail` was given as if it had been pushed here. The
+    /// tail's first bucket, the one that may also hold samples pushed here,
+    /// is pushed sample by sample, so every bucket is summed in time order
+    /// exactly as by one sequential builder: the results are bit-identical.
+    pub(crate) fn join(&mut self, tail: TailBuilder<'a>) {
+        self.push(&tail.lead_times, &tail.lead_values);
+        let mut rest = tail.rest;
+        if rest.current.is_none() {
+            // The tail held nothing past its first bucket.
+            return;
+        }
+        self.close();
+        self.out.append(&mut rest.out);
+        self.current = rest.current;
+        self.values = rest.values;
+    }
+}
+
+/// The second (or later) part of a range aggregated in pieces: keeps the
+/// samples of its first bucket raw, because that bucket may have begun in
+/// the part before, and aggregates the rest itself.
+pub(crate) struct TailBuilder<'a> {
+    /// Exclusive end of the first bucket, known once a sample arrives.
+    lead_end: Option<i64>,
+    lead_times: Vec<i64>,
+    lead_values: Vec<f64>,
+    rest: BucketBuilder<'a>,
+}
+
+impl TailBuilder<'_> {
+    /// Adds samples that come after every sample pushed before.
+    pub(crate) fn push(&mut self, times: &[i64], values: &[f64]) {
+        let n = times.len().min(values.len());
+        let (times, values) = (&times[..n], &values[..n]);
+        let Some(&first) = times.first() else { return };
+        let lead_end = *self.lead_end.get_or_insert_with(|| self.rest.open_at(first).end);
+        let split = if self.rest.current.is_some() { 0 } else { times.partition_point(|&t| t < lead_end) };
+        self.lead_times.extend_from_slice(&times[..split]);
+        self.lead_values.extend_from_slice(&values[..split]);
+        self.rest.push(&times[split..], &values[split..]);
+    }
 }
 
 #[cfg(test)]
@@ -367,6 +423,65 @@ mod tests {
                 proptest::prop_assert_eq!(bucket.values[6], vs[vs.len() - 1]);
             }
         }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parts_joined_from_tails_equal_one_sequential_builder(
+            mut times in proptest::collection::vec(-1_000i64..1_000, 0..300),
+            raw_values in proptest::collection::vec(-1e6f64..1e6, 300),
+            cuts in proptest::collection::vec(0usize..300, 0..5),
+            every in proptest::option::of(1i64..400),
+        ) {
+            times.sort_unstable();
+            times.dedup();
+            // Fractional values, so a changed summation order would show.
+            let values: Vec<f64> = raw_values[..times.len()].iter().map(|v| v / 7.0).collect();
+            let every = every.and_then(Span::from_nanos);
+            let mut whole = BucketBuilder::new(every, -5, &Aggregate::ALL);
+            whole.push(&times, &values);
+            let whole = whole.finish();
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(times.len())).collect();
+            cuts.sort_unstable();
+            let mut head = BucketBuilder::new(every, -5, &Aggregate::ALL);
+            let first_cut = cuts.first().copied().unwrap_or(times.len());
+            head.push(&times[..first_cut], &values[..first_cut]);
+            let mut ends: Vec<usize> = cuts.iter().skip(1).copied().collect();
+            ends.push(times.len());
+            for (&start, &end) in cuts.iter().zip(&ends) {
+                let mut tail = head.tail();
+                // In two pieces, as a scan hands over block by block.
+                let mid = start + (end - start) / 2;
+                tail.push(&times[start..mid], &values[start..mid]);
+                tail.push(&times[mid..end], &values[mid..end]);
+                head.join(tail);
+            }
+            let joined = head.finish();
+            let bits = |b: &[Bucket]| -> Vec<(i64, u64, Vec<u64>)> {
+                b.iter().map(|b| (b.start.as_nanos(), b.count, b.values.iter().map(|v| v.to_bits()).collect())).collect()
+            };
+            proptest::prop_assert_eq!(bits(&joined), bits(&whole));
+        }
+    }
+
+    #[test]
+    fn a_tail_whose_first_bucket_continues_the_head_merges_into_one_bucket() {
+        let every = Span::from_nanos(10);
+        let aggs = [Aggregate::Count, Aggregate::Sum, Aggregate::First, Aggregate::Last, Aggregate::P50];
+        let mut head = BucketBuilder::new(every, 0, &aggs);
+        head.push(&[1, 5], &[0.1, 0.2]);
+        let mut tail = head.tail();
+        tail.push(&[7, 9, 12], &[0.3, 0.4, 0.5]);
+        head.join(tail);
+        let mut empty_tail = head.tail();
+        empty_tail.push(&[], &[]);
+        head.join(empty_tail);
+        let buckets = head.finish();
+        assert_eq!(buckets.len(), 2);
+        assert_eq!(buckets[0].count, 4);
+        assert_eq!(buckets[0].values, vec![4.0, ((0.1 + 0.2) + 0.3) + 0.4, 0.1, 0.4, 0.2]);
+        assert_eq!(buckets[1].start.as_nanos(), 10);
+        assert_eq!(buckets[1].values, vec![1.0, 0.5, 0.5, 0.5, 0.5]);
     }
 
     #[test]

@@ -5,8 +5,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -548,7 +548,12 @@ impl Inner {
         }
         let mut sources = Self::visible_segments(&view, tomb).filter(|s| s.overlaps(key, from, to));
         let (Some(segment), None) = (sources.next(), sources.next()) else { return Ok(false) };
-        segment.scan(key, from, to, |times, values| builder.push(times, values))?;
+        let cuts = scan_cuts(segment, key, from, to);
+        if cuts.is_empty() {
+            segment.scan(key, from, to, |times, values| builder.push(times, values))?;
+            return Ok(true);
+        }
+        scan_in_parallel(segment, key, from, to, &cuts, builder)?;
         Ok(true)
     }
 
@@ -825,6 +830,86 @@ impl Inner {
     }
 }
 
+/// Blocks in range below which an aggregate decodes on one thread: a
+/// thread costs ~20–50 µs to start and join, about a third of one block's
+/// decode, so each thread needs several blocks to gain anything.
+const MIN_BLOCKS_PER_SCAN_THREAD: usize = 4;
+/// Most threads one aggregate decodes on: beyond this a query would take
+/// cores from concurrent requests for little latency gain (a year of minute
+/// data is ~65 blocks).
+const MAX_SCAN_THREADS: usize = 4;
+
+/// Threads this process may run at once, asked once: the answer comes from
+/// the scheduler and cgroup files, too slow to read per query.
+fn scan_thread_budget() -> usize {
+    static BUDGET: OnceLock<usize> = OnceLock::new();
+    *BUDGET.get_or_init(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).min(MAX_SCAN_THREADS)
+    })
+}
+
+/// Where to split a scan of `key` in `[from, to)` across threads: the start
+/// times of the blocks that begin each part after the first, so that every
+/// block is decoded by exactly one thread. Empty when the range has too few
+/// blocks to pay for a thread.
+fn scan_cuts(segment: &Segment, key: &SeriesKey, from: i64, to: i64) -> Vec<i64> {
+    let Some(blocks) = segment.index.get(key) else { return Vec::new() };
+    let in_range: Vec<i64> =
+        blocks.iter().filter(|b| b.max_time >= from && b.min_time < to).map(|b| b.min_time).collect();
+    let parts = scan_thread_budget().min(in_range.len() / MIN_BLOCKS_PER_SCAN_THREAD);
+    if parts < 2 {
+        return Vec::new();
+    }
+    // A segment's blocks of one series are written in time order and never
+    // overlap, so a part that ends before a block's first time holds every
+    // earlier block whole.
+    (1..parts).map(|part| in_range[part * in_range.len() / parts]).collect()
+}
+
+/// Streams `key` in `[from, to)` into `builder` on `cuts.len() + 1`
+/// threads, each decoding a contiguous run of blocks; the parts are joined
+/// in time order so the buckets equal a sequential scan's bit for bit.
+fn scan_in_parallel(
+    segment: &Segment,
+    key: &SeriesKey,
+    from: i64,
+    to: i64,
+    cuts: &[i64],
+    builder: &mut BucketBuilder<'_>,
+) -> Result<(), StoreError> {
+    let mut tails: Vec<_> = cuts.iter().map(|_| builder.tail()).collect();
+    let mut bounds = Vec::with_capacity(cuts.len() + 1);
+    bounds.push(from);
+    bounds.extend_from_slice(cuts);
+    bounds.push(to);
+    std::thread::scope(|scope| -> Result<(), StoreError> {
+        let mut handles = Vec::with_capacity(tails.len());
+        for (tail, range) in tails.iter_mut().zip(bounds.windows(2).skip(1)) {
+            let (start, end) = (range[0], range[1]);
+            let work = move || segment.scan(key, start, end, |times, values| tail.push(times, values));
+            handles
+                .push(std::thread::Builder::new().name("doppel-store-scan".into()).spawn_scoped(scope, work));
+        }
+        let mut result = segment.scan(key, bounds[0], bounds[1], |times, values| builder.push(times, values));
+        for handle in handles {
+            let part = match handle {
+                Ok(handle) => handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                // No thread to be had: `work` was consumed by the failed
+                // spawn, so report it; the caller sees an ordinary error.
+                Err(e) => {
+                    Err(StoreError::Io { op: "spawn scan thread", path: segment.path.clone(), source: e })
+                }
+            };
+            result = result.and(part);
+        }
+        result
+    })?;
+    for tail in tails {
+        builder.join(tail);
+    }
+    Ok(())
+}
+
 /// The keys of `twin` in a segment's index, found by a range scan from the
 /// twin's smallest possible key.
 fn segment_keys_of(segment: &Segment, twin: &TwinId) -> Vec<SeriesKey> {
@@ -953,6 +1038,163 @@ mod tests {
             keys.extend(segment.index.keys().cloned());
         }
         keys.len()
+    }
+
+    fn heart_rate_key() -> SeriesKey {
+        SeriesKey {
+            twin: TwinId::new("p").unwrap(),
+            signal: SignalName::new("heart_rate").unwrap(),
+            provenance: Provenance::none(),
+        }
+    }
+
+    /// A segment of one series in ~10 blocks: minute samples with gaps and
+    /// fractional values (so a changed summation order would show).
+    fn many_block_segment(dir: &Path) -> (Segment, Vec<i64>) {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut cols = Columns::default();
+        let mut t = -3_000 * 60;
+        for _ in 0..(crate::block::MAX_BLOCK_POINTS * 9 + 1234) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            t += 60 * (1 + (state % 3) as i64);
+            cols.times.push(t);
+            cols.values.push(60.0 + (state % 4001) as f64 / 37.0);
+        }
+        let times = cols.times.clone();
+        let segment = crate::segment::write_segment(
+            dir,
+            1,
+            crate::segment::SegmentMeta::default(),
+            vec![Ok((heart_rate_key(), cols))],
+        )
+        .unwrap();
+        (segment, times)
+    }
+
+    fn sequential(
+        segment: &Segment,
+        from: i64,
+        to: i64,
+        every: Option<Span>,
+        aggs: &[Aggregate],
+    ) -> Vec<Bucket> {
+        let mut builder = BucketBuilder::new(every, from, aggs);
+        segment.scan(&heart_rate_key(), from, to, |t, v| builder.push(t, v)).unwrap();
+        builder.finish()
+    }
+
+    fn bits(buckets: &[Bucket]) -> Vec<(i64, u64, Vec<u64>)> {
+        buckets
+            .iter()
+            .map(|b| (b.start.as_nanos(), b.count, b.values.iter().map(|v| v.to_bits()).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn a_scan_split_across_threads_equals_the_sequential_scan_bit_for_bit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (segment, times) = many_block_segment(dir.path());
+        let key = heart_rate_key();
+        let blocks = segment.index[&key].clone();
+        assert!(blocks.len() >= 10);
+        let (first, last) = (times[0], times[times.len() - 1]);
+        let ranges = [
+            (first, last + 1),
+            (i64::MIN, i64::MAX),
+            // Starting and ending inside blocks.
+            (times[100], times[times.len() - 100]),
+            (blocks[2].min_time + 7, blocks[8].max_time - 7),
+        ];
+        // Bucket widths: cutting buckets at every block edge, rarely
+        // aligned with them, longer than a block, and one whole bucket.
+        let everies = [Span::from_nanos(60), Span::from_nanos(3_600), Span::from_nanos(7 * 86_400), None];
+        for (from, to) in ranges {
+            for every in everies {
+                let expected = sequential(&segment, from, to, every, &Aggregate::ALL);
+                assert!(!expected.is_empty());
+                let in_range: Vec<i64> = blocks
+                    .iter()
+                    .filter(|b| b.max_time >= from && b.min_time < to)
+                    .map(|b| b.min_time)
+                    .collect();
+                // Two, three and one-block-per-thread splits.
+                for parts in [2, 3, in_range.len()] {
+                    let cuts: Vec<i64> = (1..parts).map(|p| in_range[p * in_range.len() / parts]).collect();
+                    let mut builder = BucketBuilder::new(every, from, &Aggregate::ALL);
+                    scan_in_parallel(&segment, &key, from, to, &cuts, &mut builder).unwrap();
+                    assert_eq!(
+                        bits(&builder.finish()),
+                        bits(&expected),
+                        "{from}..{to} every {every:?} parts {parts}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn scans_split_only_when_the_range_has_enough_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let (segment, times) = many_block_segment(dir.path());
+        let key = heart_rate_key();
+        let blocks = &segment.index[&key];
+        let whole = scan_cuts(&segment, &key, i64::MIN, i64::MAX);
+        if scan_thread_budget() >= 2 {
+            assert!(!whole.is_empty());
+            assert!(whole.iter().all(|cut| blocks.iter().any(|b| b.min_time == *cut)));
+        }
+        // Two blocks, and ranges holding no data at all.
+        assert!(scan_cuts(&segment, &key, blocks[0].min_time, blocks[1].max_time).is_empty());
+        assert!(scan_cuts(&segment, &key, times[times.len() - 1] + 1, i64::MAX).is_empty());
+        assert!(scan_cuts(&segment, &key, i64::MIN, times[0]).is_empty());
+        let mut other = key.clone();
+        other.signal = SignalName::new("steps").unwrap();
+        assert!(scan_cuts(&segment, &other, i64::MIN, i64::MAX).is_empty());
+    }
+
+    #[test]
+    fn store_aggregates_of_a_long_history_match_the_buckets_of_its_raw_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let key = heart_rate_key();
+        let mut builder = BatchBuilder::default();
+        let mut expected_cols = Columns::default();
+        for minute in 0..(crate::block::MAX_BLOCK_POINTS as i64 * 9) {
+            let time = minute * 60_000_000_000;
+            let value = 55.0 + (minute * 7919 % 613) as f64 / 10.0;
+            builder.push_sample(
+                key.clone(),
+                Sample { time: Timestamp::from_nanos(time), value: Value::new(value).unwrap() },
+            );
+            expected_cols.times.push(time);
+            expected_cols.values.push(value);
+        }
+        store.write(&builder.finish()).unwrap();
+        store.flush().unwrap();
+        let hour = Span::from_nanos(3_600_000_000_000);
+        for (from, to) in
+            [(0, i64::MAX), (90_000_000_000, 400_000 * 60_000_000_000), (i64::MAX - 1, i64::MAX)]
+        {
+            let q = RangeQuery {
+                twin: key.twin.clone(),
+                signal: key.signal.clone(),
+                provenance: Provenance::none(),
+                from: Timestamp::from_nanos(from),
+                to: Timestamp::from_nanos(to),
+            };
+            let r = expected_cols.range(from, to);
+            let cols = Columns {
+                times: expected_cols.times[r.clone()].to_vec(),
+                values: expected_cols.values[r].to_vec(),
+            };
+            for every in [hour, None] {
+                let got = store.aggregate(&q, every, &Aggregate::ALL).unwrap();
+                let want = crate::query::aggregate(&cols, every, from, &Aggregate::ALL);
+                assert_eq!(bits(&got), bits(&want), "{from}..{to} every {every:?}");
+            }
+        }
     }
 
     #[derive(Clone, Debug)]
