@@ -179,6 +179,14 @@ pub async fn serve_listener(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "doppel API listening");
     }
+    // Events are small writes that must leave at once: without TCP_NODELAY,
+    // Nagle's algorithm holds them until the peer's delayed ACK (tens of
+    // milliseconds), which is most of a stream subscriber's tail latency.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!(%err, "cannot set TCP_NODELAY on a connection");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
