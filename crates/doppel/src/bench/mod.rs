@@ -31,9 +31,9 @@ use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use self::compare::{Plan, compare, describe_range};
-use self::report::{format_table, group_thousands};
+use self::report::{SystemResult, format_table, group_thousands};
 use self::systems::{StartOptions, SystemKind};
-use self::workload::{NANOS_PER_MINUTE, encode_workload, history_start, minute_heart_rate};
+use self::workload::{NANOS_PER_MINUTE, Workload, encode_workload, history_start, minute_heart_rate};
 
 pub use self::latency::LatencyArgs;
 pub use self::memory::MemoryArgs;
@@ -303,15 +303,7 @@ async fn ingest(args: IngestArgs) -> Result<()> {
         workload.body_bytes / 1_000_000,
         describe_range(workload.from, workload.to)
     );
-    let client = client(args.compare.concurrency)?;
-    let plan = Plan {
-        workload: &workload,
-        query_twins: &workload.twins,
-        concurrency: args.compare.concurrency as usize,
-        queries: args.compare.queries,
-        seed: args.compare.seed,
-    };
-    let results = compare(&systems, &plan, &args.compare.start_options(), &client).await?;
+    let results = run_comparison(&args.compare, &systems, &workload).await?;
     println!(
         "\n{} points ({} people x {} days), concurrency {}:",
         group_thousands(workload.points),
@@ -322,6 +314,24 @@ async fn ingest(args: IngestArgs) -> Result<()> {
     print!("{}", format_table(&results, BASELINE, "hourly"));
     println!("reproduce: {reproduce}");
     Ok(())
+}
+
+/// Sends `workload` to every system with the same client and settings,
+/// then queries each: the shared core of `bench ingest` and `bench query`.
+async fn run_comparison(
+    compare_args: &CompareArgs,
+    systems: &[SystemKind],
+    workload: &Workload,
+) -> Result<Vec<SystemResult>> {
+    let client = client(compare_args.concurrency)?;
+    let plan = Plan {
+        workload,
+        query_twins: &workload.twins,
+        concurrency: compare_args.concurrency as usize,
+        queries: compare_args.queries,
+        seed: compare_args.seed,
+    };
+    compare(systems, &plan, &compare_args.start_options(), &client).await
 }
 
 async fn query(args: QueryArgs) -> Result<()> {
@@ -341,15 +351,7 @@ async fn query(args: QueryArgs) -> Result<()> {
         args.days,
         describe_range(workload.from, workload.from.add_nanos(minutes as i64 * NANOS_PER_MINUTE))
     );
-    let client = client(args.compare.concurrency)?;
-    let plan = Plan {
-        workload: &workload,
-        query_twins: &workload.twins,
-        concurrency: args.compare.concurrency as usize,
-        queries: args.compare.queries,
-        seed: args.compare.seed,
-    };
-    let results = compare(&systems, &plan, &args.compare.start_options(), &client).await?;
+    let results = run_comparison(&args.compare, &systems, &workload).await?;
     println!("\none twin, {} days of minute heart rate; target: Doppel year-hourly p50 <= 10 ms:", args.days);
     print!("{}", format_table(&results, BASELINE, "year-hourly"));
     println!("reproduce: {reproduce}");
