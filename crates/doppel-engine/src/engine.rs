@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 use tokio::sync::broadcast;
 
 use crate::events::{Event, EventBody, EventKind, PointUpdate};
-use crate::live::{LiveTwin, TwinTable};
+use crate::live::{LiveTwin, SignalIds, TwinTable};
 use crate::view::{SignalState, TwinSummary, TwinView, WindowStats};
 use crate::{EngineError, IngestError};
 
@@ -100,6 +100,8 @@ pub struct Engine {
     default_model: Arc<ModelDef>,
     strict_twins: bool,
     twins: TwinTable,
+    /// Dense ids of signal names, so live signals stay small.
+    signal_ids: SignalIds,
     /// Serialises twin creation so a first write cannot overwrite the
     /// properties of a concurrent `put_twin`.
     create_lock: Mutex<()>,
@@ -126,6 +128,7 @@ impl Engine {
             default_model,
             strict_twins: config.strict_twins,
             twins: TwinTable::new(),
+            signal_ids: SignalIds::default(),
             create_lock: Mutex::new(()),
             bus,
             seq: AtomicU64::new(0),
@@ -142,25 +145,29 @@ impl Engine {
             let Some(last) = page.last() else { break };
             after = Some(last.id.clone());
             for record in &page {
-                let model = self.model_or_default(&record.model);
-                let mut live = LiveTwin::new(model.clone());
-                for key in self.store.series(&record.id) {
-                    self.restore_series(&mut live, &model, &key)?;
-                }
+                let live = self.rebuild_live(&record.id, self.model_or_default(&record.model))?;
                 self.twins.insert(record.id.clone(), live);
             }
         }
         Ok(())
     }
 
+    /// A twin's live state under `model`, rebuilt from its stored history.
+    fn rebuild_live(&self, id: &TwinId, model: Arc<ModelDef>) -> Result<LiveTwin, EngineError> {
+        let mut live = LiveTwin::new(model);
+        for key in self.store.series(id) {
+            self.restore_series(&mut live, &key)?;
+        }
+        Ok(live)
+    }
+
     /// Replays the newest point and the largest window's worth of history
     /// of one series into live state.
-    fn restore_series(
-        &self,
-        live: &mut LiveTwin,
-        model: &ModelDef,
-        key: &SeriesKey,
-    ) -> Result<(), EngineError> {
+    fn restore_series(&self, live: &mut LiveTwin, key: &SeriesKey) -> Result<(), EngineError> {
+        let Ok(id) = self.signal_ids.id(&key.signal) else {
+            tracing::warn!(twin = %key.twin, signal = %key.signal, "too many distinct signal names; not kept live");
+            return Ok(());
+        };
         let mut query = RangeQuery {
             twin: key.twin.clone(),
             signal: key.signal.clone(),
@@ -169,14 +176,11 @@ impl Engine {
             to: Timestamp::MAX,
         };
         let Some((_, newest)) = self.store.last(&query)? else { return Ok(()) };
-        let longest = model.windows_for(&key.signal).iter().map(|s| s.as_nanos()).max().unwrap_or(0);
+        let longest = live.model.windows_for(&key.signal).iter().map(|s| s.as_nanos()).max().unwrap_or(0);
         query.from = newest.time.add_nanos(-longest);
         query.to = newest.time.add_nanos(1);
-        let signal = live.signal_mut(&key.signal);
         for series in self.store.read(&query)? {
-            for sample in series.samples {
-                signal.apply(sample.time, sample.value.get());
-            }
+            live.apply(id, &key.signal, series.samples.iter().map(|s| (s.time, s.value.get())));
         }
         Ok(())
     }
@@ -196,6 +200,7 @@ impl Engine {
         let mut models: HashMap<TwinId, Arc<ModelDef>> = HashMap::new();
         let mut new_twins: Vec<TwinId> = Vec::new();
         let mut batch = Batch { series: Vec::with_capacity(raw.series.len()) };
+        let mut signal_ids = Vec::with_capacity(raw.series.len());
         for series in raw.series {
             let model = match self.ingest_model(&series.key.twin, &mut models, &mut new_twins) {
                 Ok(model) => model,
@@ -204,6 +209,13 @@ impl Engine {
                     continue;
                 }
             };
+            match self.signal_ids.id(&series.key.signal) {
+                Ok(id) => signal_ids.push(id),
+                Err(message) => {
+                    errors.extend(series.samples.iter().map(|s| LineError::at_line(s.line, message.clone())));
+                    continue;
+                }
+            }
             let mut samples = Vec::with_capacity(series.samples.len());
             for raw_sample in series.samples {
                 match model.check(&series.key.signal, &raw_sample.value) {
@@ -223,7 +235,7 @@ impl Engine {
         let twins_created = self.create_twins(new_twins)?;
         self.store.write(&batch)?;
         let points = batch.point_count();
-        self.apply_live(&batch, &models);
+        self.apply_live(&batch, &signal_ids, &models);
         self.counters.points.fetch_add(points as u64, Ordering::Relaxed);
         self.counters.batches.fetch_add(1, Ordering::Relaxed);
         Ok(IngestReceipt { points, series: batch.series.len(), twins_created })
@@ -283,18 +295,17 @@ impl Engine {
         Ok(created)
     }
 
-    fn apply_live(&self, batch: &Batch, models: &HashMap<TwinId, Arc<ModelDef>>) {
+    /// Applies an accepted batch to live state; `signal_ids[i]` is the id
+    /// of `batch.series[i]`'s signal.
+    fn apply_live(&self, batch: &Batch, signal_ids: &[u16], models: &HashMap<TwinId, Arc<ModelDef>>) {
         let publishing = self.bus.receiver_count() > 0;
         let mut updates: HashMap<&TwinId, Vec<PointUpdate>> = HashMap::new();
-        for series in &batch.series {
+        for (series, &id) in batch.series.iter().zip(signal_ids) {
             let key = &series.key;
             {
                 let mut shard = self.twins.shard(&key.twin).write();
                 let Some(twin) = shard.get_mut(&key.twin) else { continue };
-                let signal = twin.signal_mut(&key.signal);
-                for sample in &series.samples {
-                    signal.apply(sample.time, sample.value.get());
-                }
+                twin.apply(id, &key.signal, series.samples.iter().map(|s| (s.time, s.value.get())));
             }
             if publishing {
                 let model = models.get(&key.twin);
@@ -351,14 +362,12 @@ impl Engine {
             created: existing.map_or_else(Timestamp::now, |t| t.created),
         };
         self.store.put_twin(&record)?;
-        {
-            let mut shard = self.twins.shard(id).write();
-            match shard.get_mut(id) {
-                Some(live) => live.model = model_def,
-                None => {
-                    shard.insert(id.clone(), LiveTwin::new(model_def));
-                }
-            }
+        let same_model = self.model_of(id).is_some_and(|current| Arc::ptr_eq(&current, &model_def));
+        if !same_model {
+            // Windows follow the model's spans, so a new model means live
+            // state rebuilt from history under it.
+            let live = self.rebuild_live(id, model_def)?;
+            self.twins.insert(id.clone(), live);
         }
         let kind = if created { EventKind::TwinCreated } else { EventKind::TwinUpdated };
         self.publish(id, kind, EventBody::Twin { model: model_name });
@@ -370,7 +379,7 @@ impl Engine {
     pub fn twin(&self, id: &TwinId) -> Option<TwinView> {
         let record = self.store.twin(id)?;
         let shard = self.twins.shard(id).read();
-        let signals = shard.get(id).map(signal_states).unwrap_or_default();
+        let signals = shard.get(id).map(|live| signal_states(live, &self.signal_ids)).unwrap_or_default();
         Some(TwinView {
             id: record.id,
             model: record.model,
@@ -468,38 +477,37 @@ impl Engine {
     }
 }
 
-fn signal_states(live: &LiveTwin) -> Vec<SignalState> {
-    live.signals
-        .iter()
-        .filter(|s| s.last_time != i64::MIN)
-        .map(|s| {
-            let def = live.model.signal(&s.signal);
-            let last_value = doppel_model::Value::new(s.last_value).ok();
+fn signal_states(live: &LiveTwin, names: &SignalIds) -> Vec<SignalState> {
+    let mut states: Vec<SignalState> = live
+        .snapshot(names)
+        .into_iter()
+        .map(|(signal, s)| {
+            let def = live.model.signal(&signal);
+            let label =
+                doppel_model::Value::new(s.last_value).ok().and_then(|v| live.model.label(&signal, v));
             SignalState {
-                signal: s.signal.clone(),
                 unit: def.map(|d| d.unit.clone()).filter(|u| !u.is_empty()),
-                last_time: Timestamp::from_nanos(s.last_time),
+                last_time: s.last_time,
                 last_value: s.last_value,
-                label: last_value.and_then(|v| live.model.label(&s.signal, v)).map(str::to_owned),
+                label: label.map(str::to_owned),
                 windows: s
                     .windows
-                    .as_slice()
-                    .iter()
-                    .filter_map(|w| {
-                        let summary = w.summary()?;
-                        Some(WindowStats {
-                            window: w.span(),
-                            count: summary.count,
-                            mean: summary.mean,
-                            min: summary.min,
-                            max: summary.max,
-                            std: summary.std,
-                        })
+                    .into_iter()
+                    .map(|(window, summary)| WindowStats {
+                        window,
+                        count: summary.count,
+                        mean: summary.mean,
+                        min: summary.min,
+                        max: summary.max,
+                        std: summary.std,
                     })
                     .collect(),
+                signal,
             }
         })
-        .collect()
+        .collect();
+    states.sort_by(|a, b| a.signal.cmp(&b.signal));
+    states
 }
 
 /// The store's retention: what the configuration says per signal, then

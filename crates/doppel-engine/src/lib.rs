@@ -36,4 +36,4 @@ pub use engine::{DEFAULT_EVENT_CAPACITY, Engine, EngineConfig, EngineStats, Inge
 pub use error::{EngineError, IngestError};
 pub use events::{Event, EventBody, EventKind, PointUpdate};
 pub use view::{SignalState, TwinSummary, TwinView, WindowStats};
-pub use window::{RollingWindow, SUB_BUCKETS, WindowSummary};
+pub use window::SUB_BUCKETS;

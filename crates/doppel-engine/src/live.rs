@@ -3,114 +3,183 @@
 //!
 //! Memory is the constraint here (a million twins with ten signals each must
 //! fit in 2 GiB), so a live signal holds only its newest point and its
-//! rolling windows; everything else is read from the store on demand.
+//! rolling windows, packed: 24 bytes per signal plus 80 per window, in two
+//! allocations per twin. Everything else is read from the store on demand.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 
-use doppel_model::{ModelDef, SignalName, Timestamp, TwinId};
+use doppel_model::{ModelDef, SignalName, Span, Timestamp, TwinId};
 use parking_lot::RwLock;
 
-use crate::window::RollingWindow;
+use crate::window::{WindowRing, WindowSummary};
 
 /// Number of lock shards; a power of two comfortably above the core count
 /// of the machines Doppel targets.
 const SHARDS: usize = 64;
 
-/// The present of one signal.
-pub(crate) struct LiveSignal {
-    pub signal: SignalName,
-    pub last_time: i64,
+/// Most distinct signal names one engine tracks live. Ids are `u16` to keep
+/// a live signal at 24 bytes; models define tens of signals, so the limit
+/// only stops a client inventing names without end on a non-strict model.
+pub(crate) const MAX_SIGNAL_NAMES: usize = u16::MAX as usize;
+
+/// `first_window` of a signal that keeps no windows because its twin
+/// already holds the most rings a `u16` offset can address (a twin with
+/// tens of thousands of signals): it still keeps its newest value.
+const NO_WINDOWS: u16 = u16::MAX;
+
+/// A dense number for each signal name seen, so that live signals store
+/// two bytes instead of a 16-byte name.
+#[derive(Default)]
+pub(crate) struct SignalIds {
+    by_name: RwLock<HashMap<SignalName, u16>>,
+    names: RwLock<Vec<SignalName>>,
+}
+
+impl SignalIds {
+    /// The id of `name`, assigned on first use; an error once
+    /// [`MAX_SIGNAL_NAMES`] names exist.
+    pub fn id(&self, name: &SignalName) -> Result<u16, String> {
+        if let Some(&id) = self.by_name.read().get(name) {
+            return Ok(id);
+        }
+        let mut by_name = self.by_name.write();
+        if let Some(&id) = by_name.get(name) {
+            return Ok(id);
+        }
+        let mut names = self.names.write();
+        let id = u16::try_from(names.len())
+            .ok()
+            .filter(|&id| usize::from(id) < MAX_SIGNAL_NAMES)
+            .ok_or_else(|| {
+                format!("signal {name} would be distinct signal name number {}, above the limit of {MAX_SIGNAL_NAMES}", names.len() + 1)
+            })?;
+        names.push(name.clone());
+        by_name.insert(name.clone(), id);
+        Ok(id)
+    }
+
+    /// The name of an id handed out by [`SignalIds::id`].
+    pub fn name(&self, id: u16) -> SignalName {
+        self.names.read()[usize::from(id)].clone()
+    }
+}
+
+/// The present of one signal. Its windows live in the twin's ring array
+/// at `first_window`, one per span the model lists for the signal; the
+/// newest sub-bucket of each follows from `last_time`.
+#[derive(Clone, Copy)]
+struct LiveSignal {
+    last_time: i64,
+    last_value: f64,
+    /// What window sums are taken relative to: the signal's first value.
+    reference: f32,
+    signal: u16,
+    first_window: u16,
+}
+
+/// A signal's present as callers see it.
+pub(crate) struct SignalSnapshot {
+    pub last_time: Timestamp,
     pub last_value: f64,
-    pub windows: Windows,
-}
-
-/// A signal's rolling windows. Most signals have none or one, so one is
-/// kept inline: a separate allocation per live signal costs more than the
-/// window itself at millions of signals.
-pub(crate) enum Windows {
-    /// Category and interval signals, and models that keep none.
-    None,
-    /// The common case.
-    One(RollingWindow),
-    /// Several spans (e.g. acute and chronic training load).
-    Many(Box<[RollingWindow]>),
-}
-
-impl Windows {
-    fn new(spans: &[doppel_model::Span]) -> Self {
-        match spans {
-            [] => Self::None,
-            [span] => Self::One(RollingWindow::new(*span)),
-            spans => Self::Many(spans.iter().map(|span| RollingWindow::new(*span)).collect()),
-        }
-    }
-
-    /// The windows, in the model's order.
-    pub fn as_slice(&self) -> &[RollingWindow] {
-        match self {
-            Self::None => &[],
-            Self::One(window) => std::slice::from_ref(window),
-            Self::Many(windows) => windows,
-        }
-    }
-
-    fn as_mut_slice(&mut self) -> &mut [RollingWindow] {
-        match self {
-            Self::None => &mut [],
-            Self::One(window) => std::slice::from_mut(window),
-            Self::Many(windows) => windows,
-        }
-    }
-}
-
-impl LiveSignal {
-    fn new(signal: SignalName, model: &ModelDef) -> Self {
-        let windows = Windows::new(model.windows_for(&signal));
-        Self { signal, last_time: i64::MIN, last_value: 0.0, windows }
-    }
-
-    /// Applies one point; order of application does not matter.
-    pub fn apply(&mut self, time: Timestamp, value: f64) {
-        let t = time.as_nanos();
-        if t >= self.last_time {
-            self.last_time = t;
-            self.last_value = value;
-        }
-        for window in self.windows.as_mut_slice() {
-            window.add(t, value);
-        }
-    }
+    /// `(span, summary)` per window holding points, in the model's order.
+    pub windows: Vec<(Span, WindowSummary)>,
 }
 
 /// The live part of one twin.
 pub(crate) struct LiveTwin {
     pub model: Arc<ModelDef>,
-    /// Sorted by signal name; a twin has tens of signals, so a sorted vector
-    /// beats a map in both memory and lookup time.
-    pub signals: Vec<LiveSignal>,
+    /// Sorted by signal id. Boxed slices grown by exactly one element: a
+    /// vector's spare capacity would waste memory across a million twins.
+    signals: Box<[LiveSignal]>,
+    rings: Box<[WindowRing]>,
 }
 
 impl LiveTwin {
     pub fn new(model: Arc<ModelDef>) -> Self {
-        Self { model, signals: Vec::new() }
+        Self { model, signals: Box::new([]), rings: Box::new([]) }
     }
 
-    /// The live signal, created on first use.
-    pub fn signal_mut(&mut self, signal: &SignalName) -> &mut LiveSignal {
-        let index = match self.signals.binary_search_by(|s| s.signal.cmp(signal)) {
-            Ok(i) => i,
-            Err(i) => {
-                let live = LiveSignal::new(signal.clone(), &self.model);
-                // Grow by exactly one: doubling would waste up to half the
-                // vector across a million twins.
-                self.signals.reserve_exact(1);
-                self.signals.insert(i, live);
-                i
-            }
+    /// Number of signals with live state.
+    pub fn signal_count(&self) -> usize {
+        self.signals.len()
+    }
+
+    /// Applies the points of one series of `name` (id `id`); the order of
+    /// application does not matter.
+    pub fn apply(&mut self, id: u16, name: &SignalName, points: impl Iterator<Item = (Timestamp, f64)>) {
+        let model = Arc::clone(&self.model);
+        let spans = model.windows_for(name);
+        let index = match self.signals.binary_search_by_key(&id, |s| s.signal) {
+            Ok(index) => index,
+            Err(index) => self.insert_signal(index, id, spans.len()),
         };
-        &mut self.signals[index]
+        let signal = &mut self.signals[index];
+        let rings = match signal.first_window {
+            NO_WINDOWS => &mut [],
+            first => &mut self.rings[usize::from(first)..usize::from(first) + spans.len()],
+        };
+        for (time, value) in points {
+            let t = time.as_nanos();
+            if signal.last_time == i64::MIN {
+                signal.reference = value as f32;
+            }
+            for (ring, span) in rings.iter_mut().zip(spans) {
+                ring.add(*span, signal.last_time, t, value, signal.reference);
+            }
+            if t >= signal.last_time {
+                signal.last_time = t;
+                signal.last_value = value;
+            }
+        }
+    }
+
+    /// Adds an empty signal at `index` with `windows` rings appended.
+    fn insert_signal(&mut self, index: usize, id: u16, windows: usize) -> usize {
+        let first_window = match u16::try_from(self.rings.len() + windows) {
+            Ok(end) if end < NO_WINDOWS => self.rings.len() as u16,
+            _ => NO_WINDOWS,
+        };
+        let mut signals = std::mem::take(&mut self.signals).into_vec();
+        signals.insert(
+            index,
+            LiveSignal { last_time: i64::MIN, last_value: 0.0, reference: 0.0, signal: id, first_window },
+        );
+        self.signals = signals.into_boxed_slice();
+        if windows > 0 && first_window != NO_WINDOWS {
+            let mut rings = std::mem::take(&mut self.rings).into_vec();
+            rings.resize(rings.len() + windows, WindowRing::default());
+            self.rings = rings.into_boxed_slice();
+        }
+        index
+    }
+
+    /// Every signal that received a point, in id order.
+    pub fn snapshot(&self, names: &SignalIds) -> Vec<(SignalName, SignalSnapshot)> {
+        self.signals
+            .iter()
+            .filter(|s| s.last_time != i64::MIN)
+            .map(|s| {
+                let name = names.name(s.signal);
+                let spans = self.model.windows_for(&name);
+                let rings = match s.first_window {
+                    NO_WINDOWS => &[],
+                    first => &self.rings[usize::from(first)..usize::from(first) + spans.len()],
+                };
+                let windows = spans
+                    .iter()
+                    .zip(rings)
+                    .filter_map(|(span, ring)| Some((*span, ring.summary(s.reference)?)))
+                    .collect();
+                let snapshot = SignalSnapshot {
+                    last_time: Timestamp::from_nanos(s.last_time),
+                    last_value: s.last_value,
+                    windows,
+                };
+                (name, snapshot)
+            })
+            .collect()
     }
 }
 
@@ -152,6 +221,32 @@ impl TwinTable {
     }
 
     pub fn live_signals(&self) -> usize {
-        self.shards.iter().map(|s| s.read().values().map(|t| t.signals.len()).sum::<usize>()).sum()
+        self.shards.iter().map(|s| s.read().values().map(LiveTwin::signal_count).sum::<usize>()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_live_signal_costs_24_bytes() {
+        assert_eq!(std::mem::size_of::<LiveSignal>(), 24);
+    }
+
+    #[test]
+    fn signal_ids_are_dense_stable_and_bounded() {
+        let ids = SignalIds::default();
+        let hr = SignalName::new("heart_rate").unwrap();
+        assert_eq!(ids.id(&hr), Ok(0));
+        assert_eq!(ids.id(&SignalName::new("steps").unwrap()), Ok(1));
+        assert_eq!(ids.id(&hr), Ok(0));
+        assert_eq!(ids.name(1).as_str(), "steps");
+        for i in 2..MAX_SIGNAL_NAMES {
+            ids.id(&SignalName::new(&format!("s{i}")).unwrap()).unwrap();
+        }
+        let err = ids.id(&SignalName::new("one_too_many").unwrap()).unwrap_err();
+        assert!(err.contains("one_too_many") && err.contains("65535"), "{err}");
+        assert_eq!(ids.id(&hr), Ok(0), "known names still resolve at the limit");
     }
 }

@@ -6,7 +6,12 @@
 //! window always covers between `W·(1 − 1/SUB_BUCKETS)` and `W` of event
 //! time. Exact sliding windows would need every point of the window in
 //! memory; at a million twins that is not affordable, so this trades a
-//! bounded edge granularity for a fixed ~100 bytes per window.
+//! bounded edge granularity for a fixed 80 bytes per window.
+//!
+//! A ring stores only its sub-buckets. What every window of a signal shares
+//! is kept once by the signal: the span comes from the model, the newest
+//! sub-bucket follows from the signal's newest time, and sums are taken
+//! relative to one reference value per signal.
 
 use doppel_model::Span;
 
@@ -14,7 +19,7 @@ use doppel_model::Span;
 pub const SUB_BUCKETS: usize = 4;
 
 /// Statistics of one sub-bucket. Sums are kept in `f32` relative to the
-/// window's reference value, which keeps them accurate for physiological
+/// signal's reference value, which keeps them accurate for physiological
 /// signals (values of similar magnitude) at half the memory of `f64`.
 #[derive(Clone, Copy, Debug, Default)]
 struct SubBucket {
@@ -25,20 +30,15 @@ struct SubBucket {
     sum_sq: f32,
 }
 
-/// One rolling window over event time.
-#[derive(Clone, Debug)]
-pub struct RollingWindow {
-    span: Span,
-    /// Index (time / width) of the newest sub-bucket; `i64::MIN` when empty.
-    newest: i64,
-    /// Value subtracted before summing, to keep `f32` sums well conditioned.
-    reference: f32,
+/// The sub-buckets of one rolling window over event time.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct WindowRing {
     ring: [SubBucket; SUB_BUCKETS],
 }
 
 /// What a window reports.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct WindowSummary {
+pub(crate) struct WindowSummary {
     /// Points in the window.
     pub count: u64,
     /// Arithmetic mean.
@@ -51,45 +51,42 @@ pub struct WindowSummary {
     pub std: f64,
 }
 
-impl RollingWindow {
-    /// An empty window of the given span.
-    pub fn new(span: Span) -> Self {
-        Self { span, newest: i64::MIN, reference: 0.0, ring: [SubBucket::default(); SUB_BUCKETS] }
-    }
+/// Where a point lands in a window of `span`: its sub-bucket index.
+fn bucket_index(span: Span, time_ns: i64) -> i64 {
+    let width = (span.as_nanos() / SUB_BUCKETS as i64).max(1);
+    time_ns.div_euclid(width)
+}
 
-    /// The window's span.
-    pub fn span(&self) -> Span {
-        self.span
-    }
+fn slot(index: i64) -> usize {
+    index.rem_euclid(SUB_BUCKETS as i64) as usize
+}
 
-    fn width(&self) -> i64 {
-        (self.span.as_nanos() / SUB_BUCKETS as i64).max(1)
-    }
-
-    /// Adds a point at `time_ns`. Points older than the window relative to
-    /// its newest point are ignored; a newer point slides the window.
-    pub fn add(&mut self, time_ns: i64, value: f64) {
-        let index = time_ns.div_euclid(self.width());
-        if self.newest == i64::MIN {
-            self.newest = index;
-            self.reference = value as f32;
-        } else if index > self.newest {
-            let advance = index - self.newest;
-            for step in 1..=advance.min(SUB_BUCKETS as i64) {
-                self.ring[slot(self.newest + step)] = SubBucket::default();
+impl WindowRing {
+    /// Adds a point at `time_ns` to a window of `span`. `newest_ns` is the
+    /// signal's newest time before this point (`i64::MIN` when it had none)
+    /// and `reference` the value its sums are relative to. Points older than
+    /// the window relative to the newest are ignored; a newer point slides it.
+    pub fn add(&mut self, span: Span, newest_ns: i64, time_ns: i64, value: f64, reference: f32) {
+        let index = bucket_index(span, time_ns);
+        if newest_ns != i64::MIN {
+            let newest = bucket_index(span, newest_ns);
+            if index > newest {
+                for step in 1..=(index - newest).min(SUB_BUCKETS as i64) {
+                    self.ring[slot(newest + step)] = SubBucket::default();
+                }
+            } else if newest - index >= SUB_BUCKETS as i64 {
+                return;
             }
-            self.newest = index;
-        } else if self.newest - index >= SUB_BUCKETS as i64 {
-            return;
         }
         let bucket = &mut self.ring[slot(index)];
-        let shifted = value as f32 - self.reference;
+        let value = value as f32;
+        let shifted = value - reference;
         if bucket.count == 0 {
-            bucket.min = value as f32;
-            bucket.max = value as f32;
+            bucket.min = value;
+            bucket.max = value;
         } else {
-            bucket.min = bucket.min.min(value as f32);
-            bucket.max = bucket.max.max(value as f32);
+            bucket.min = bucket.min.min(value);
+            bucket.max = bucket.max.max(value);
         }
         bucket.count = bucket.count.saturating_add(1);
         bucket.sum += shifted;
@@ -97,7 +94,9 @@ impl RollingWindow {
     }
 
     /// Statistics over the window, or `None` when it holds no point.
-    pub fn summary(&self) -> Option<WindowSummary> {
+    /// Sub-buckets that slid out were cleared by [`WindowRing::add`], so
+    /// every non-empty one is inside the window.
+    pub fn summary(&self, reference: f32) -> Option<WindowSummary> {
         let mut count = 0u64;
         let (mut sum, mut sum_sq) = (0f64, 0f64);
         let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
@@ -116,16 +115,12 @@ impl RollingWindow {
         let variance = (sum_sq / n - shifted_mean * shifted_mean).max(0.0);
         Some(WindowSummary {
             count,
-            mean: shifted_mean + f64::from(self.reference),
+            mean: shifted_mean + f64::from(reference),
             min,
             max,
             std: variance.sqrt(),
         })
     }
-}
-
-fn slot(index: i64) -> usize {
-    index.rem_euclid(SUB_BUCKETS as i64) as usize
 }
 
 #[cfg(test)]
@@ -139,9 +134,40 @@ mod tests {
         "1h".parse().unwrap()
     }
 
+    /// One window fed the way a live signal feeds it: tracking the newest
+    /// time and taking the first value as the reference.
+    struct Fed {
+        ring: WindowRing,
+        newest: i64,
+        reference: f32,
+    }
+
+    impl Fed {
+        fn new() -> Self {
+            Self { ring: WindowRing::default(), newest: i64::MIN, reference: 0.0 }
+        }
+
+        fn add(&mut self, time_ns: i64, value: f64) {
+            if self.newest == i64::MIN {
+                self.reference = value as f32;
+            }
+            self.ring.add(hour(), self.newest, time_ns, value, self.reference);
+            self.newest = self.newest.max(time_ns);
+        }
+
+        fn summary(&self) -> Option<WindowSummary> {
+            self.ring.summary(self.reference)
+        }
+    }
+
+    #[test]
+    fn a_ring_costs_eighty_bytes() {
+        assert_eq!(std::mem::size_of::<WindowRing>(), 80);
+    }
+
     #[test]
     fn summarises_points_within_the_window() {
-        let mut w = RollingWindow::new(hour());
+        let mut w = Fed::new();
         for (i, v) in [60.0, 62.0, 64.0, 66.0].into_iter().enumerate() {
             w.add(i as i64 * MINUTE, v);
         }
@@ -154,7 +180,7 @@ mod tests {
 
     #[test]
     fn old_points_slide_out() {
-        let mut w = RollingWindow::new(hour());
+        let mut w = Fed::new();
         w.add(0, 100.0);
         w.add(2 * 60 * MINUTE, 50.0);
         let s = w.summary().unwrap();
@@ -163,7 +189,7 @@ mod tests {
 
     #[test]
     fn late_points_beyond_the_window_are_ignored() {
-        let mut w = RollingWindow::new(hour());
+        let mut w = Fed::new();
         w.add(3 * 60 * MINUTE, 70.0);
         w.add(0, 10.0);
         assert_eq!(w.summary().unwrap().count, 1);
@@ -171,25 +197,34 @@ mod tests {
 
     #[test]
     fn empty_window_has_no_summary() {
-        assert!(RollingWindow::new(hour()).summary().is_none());
+        assert!(Fed::new().summary().is_none());
     }
 
     proptest! {
-        /// Against an exact computation over the points the window promises to cover.
+        /// Against an exact computation over the points the window promises
+        /// to cover, with points arriving in any order.
         #[test]
         fn matches_exact_statistics_over_covered_points(values in proptest::collection::vec((0i64..180, 40.0f64..200.0), 1..200)) {
-            let mut sorted = values.clone();
-            sorted.sort_by_key(|(m, _)| *m);
-            let mut w = RollingWindow::new(hour());
-            for (minute, v) in &sorted {
+            let mut w = Fed::new();
+            for (minute, v) in &values {
                 w.add(minute * MINUTE, *v);
             }
-            let newest = sorted.last().unwrap().0 * MINUTE;
             let width = hour().as_nanos() / SUB_BUCKETS as i64;
+            // Which points survive depends on arrival order: a point is kept
+            // when it was inside the window at its arrival and its
+            // sub-bucket was not cleared by a later slide.
+            let newest = values.iter().map(|(m, _)| m * MINUTE).max().unwrap();
             let first_index = newest.div_euclid(width) - (SUB_BUCKETS as i64 - 1);
-            let covered: Vec<f64> = sorted.iter()
-                .filter(|(m, _)| (m * MINUTE).div_euclid(width) >= first_index)
-                .map(|(_, v)| *v).collect();
+            let mut seen_newest = i64::MIN;
+            let mut covered = Vec::new();
+            for (minute, v) in &values {
+                let t = minute * MINUTE;
+                let late = seen_newest != i64::MIN && seen_newest.div_euclid(width) - t.div_euclid(width) >= SUB_BUCKETS as i64;
+                seen_newest = seen_newest.max(t);
+                if !late && t.div_euclid(width) >= first_index {
+                    covered.push(*v);
+                }
+            }
             let s = w.summary().unwrap();
             let n = covered.len() as f64;
             let mean = covered.iter().sum::<f64>() / n;

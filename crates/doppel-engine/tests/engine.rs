@@ -159,3 +159,51 @@ fn aggregates_read_through_the_store() {
     assert_eq!(buckets[0].values, vec![30.0, 2.0]);
     assert_eq!(buckets[1].values, vec![5.0, 1.0]);
 }
+
+#[test]
+fn changing_a_twins_model_rebuilds_its_windows_from_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = EngineConfig::new({
+        let mut store = StoreConfig::new(dir.path());
+        store.background = false;
+        store
+    });
+    let coarse = doppel_model::ModelDef::from_toml(
+        "name = \"coarse\"\nwindows = [\"7d\"]\n[signals.heart_rate]\nunit = \"bpm\"\nkind = \"gauge\"\n",
+    )
+    .unwrap();
+    config.models.insert(coarse).unwrap();
+    let engine = Engine::open(config).unwrap();
+    // Three points an hour apart: person's 1h window holds the newest two
+    // at most, the coarse model's 7d window all three.
+    engine
+        .ingest(lines("heart_rate,twin=cas value=60 0\nheart_rate,twin=cas value=70 3600\nheart_rate,twin=cas value=80 7200"))
+        .unwrap();
+    let person = engine.twin(&id("cas")).unwrap();
+    let spans: Vec<String> = person.signals[0].windows.iter().map(|w| w.window.to_string()).collect();
+    assert_eq!(spans, ["5m", "1h", "1d"]);
+    engine.put_twin(&id("cas"), Some("coarse"), serde_json::Map::new()).unwrap();
+    let coarse = engine.twin(&id("cas")).unwrap();
+    let hr = &coarse.signals[0];
+    assert_eq!(hr.windows.len(), 1);
+    assert_eq!(hr.windows[0].window.to_string(), "1w");
+    assert_eq!(hr.windows[0].count, 3);
+    assert!((hr.windows[0].mean - 70.0).abs() < 1e-6);
+    assert_eq!(hr.last_value, 80.0);
+}
+
+#[test]
+fn signals_first_seen_in_any_order_keep_their_own_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    engine.ingest(lines("steps,twin=ann value=100 60")).unwrap();
+    engine.ingest(lines("heart_rate,twin=ann value=55 60\nglucose,twin=ann value=140 60")).unwrap();
+    engine.ingest(lines("steps,twin=ann value=300 120\nheart_rate,twin=ann value=65 120")).unwrap();
+    let twin = engine.twin(&id("ann")).unwrap();
+    let names: Vec<&str> = twin.signals.iter().map(|s| s.signal.as_str()).collect();
+    assert_eq!(names, ["glucose", "heart_rate", "steps"]);
+    let means: Vec<f64> = twin.signals.iter().map(|s| s.windows.last().unwrap().mean).collect();
+    assert!((means[0] - 140.0).abs() < 1e-6, "{means:?}");
+    assert!((means[1] - 60.0).abs() < 1e-6, "{means:?}");
+    assert!((means[2] - 200.0).abs() < 1e-6, "{means:?}");
+}
