@@ -1,0 +1,401 @@
+//! Per-twin policies: owners, grants, and the decisions drawn from them.
+//!
+//! Every twin has at most one owner, who holds every permission on it, and
+//! any number of grants: a [`Subject`] may use some [`Permissions`] on a
+//! [`Resource`] of the twin, perhaps until some time. A caller's effective
+//! permission is what ownership or an active grant gives its user, groups or
+//! token, intersected with its credential's [`Scopes`](crate::Scopes); the
+//! `admin` scope allows everything. Expired grants are ignored at once and
+//! removed by [`Policies::prune`].
+//!
+//! Sharing passes on only what one holds: a non-owner may grant a
+//! permission only if it holds that permission and `share` on a resource
+//! that includes the one shared, and the new grant may not outlive the
+//! grants it was derived from. Revoking needs ownership, the admin scope, or
+//! `share` on a resource including the grant's.
+
+mod decision;
+mod grant;
+mod pattern;
+mod resource;
+mod subject;
+
+use std::collections::BTreeMap;
+
+use doppel_model::{Timestamp, TwinId};
+use serde::{Deserialize, Serialize};
+
+pub use decision::{Allowance, Decision, Denial, SignalFilter};
+pub use grant::{Grant, GrantId, NewGrant};
+pub use pattern::SignalPattern;
+pub use resource::{Action, Resource, Target};
+pub use subject::Subject;
+
+use crate::{AuthError, Permission, Permissions, Principal, PrincipalKind, Scopes};
+
+/// One twin's owner and grants.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+struct TwinPolicy {
+    owner: Option<Subject>,
+    grants: BTreeMap<GrantId, Grant>,
+}
+
+/// The policies of every twin, in memory. Small (a few entries per twin),
+/// read on every request, changed rarely: storage persists the whole set as
+/// JSON after each change and loads it at start.
+#[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+#[serde(try_from = "PoliciesRepr", into = "PoliciesRepr")]
+pub struct Policies {
+    twins: BTreeMap<TwinId, TwinPolicy>,
+    last_grant_id: u64,
+}
+
+impl Policies {
+    /// No twins, no grants.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The owner of `twin`, if it has one.
+    pub fn owner(&self, twin: &TwinId) -> Option<&Subject> {
+        self.twins.get(twin).and_then(|policy| policy.owner.as_ref())
+    }
+
+    /// Makes `owner` the owner of `twin` if it has none yet, as when a
+    /// user's first write creates the twin. Answers whether it did.
+    pub fn claim(&mut self, twin: &TwinId, owner: Subject) -> bool {
+        let policy = self.twins.entry(twin.clone()).or_default();
+        if policy.owner.is_some() {
+            return false;
+        }
+        policy.owner = Some(owner);
+        true
+    }
+
+    /// Forgets a deleted twin's owner and grants. Answers whether there
+    /// were any.
+    pub fn remove_twin(&mut self, twin: &TwinId) -> bool {
+        self.twins.remove(twin).is_some()
+    }
+
+    /// The grants on `twin`, expired ones included until pruned.
+    pub fn grants(&self, twin: &TwinId) -> impl Iterator<Item = &Grant> {
+        self.twins.get(twin).into_iter().flat_map(|policy| policy.grants.values())
+    }
+
+    /// Whether `principal` may do `action` on `twin` at `now`, and why.
+    pub fn authorize(
+        &self,
+        principal: &Principal,
+        twin: &TwinId,
+        action: &Action,
+        now: Timestamp,
+    ) -> Decision {
+        match scope_gate(principal, twin, action.permission) {
+            Err(denial) => Decision::Deny(denial),
+            Ok(Gate::Admin) => Decision::Allow(Allowance::Admin),
+            Ok(Gate::Policy) => self
+                .held(principal, twin, action.permission, now, |resource| resource.covers(&action.target))
+                .map_or(Decision::Deny(Denial::NoGrant), Decision::Allow),
+        }
+    }
+
+    /// [`authorize`](Self::authorize) as a `Result`, for handlers that stop
+    /// at the first denial with `?`.
+    pub fn check(
+        &self,
+        principal: &Principal,
+        twin: &TwinId,
+        action: &Action,
+        now: Timestamp,
+    ) -> Result<Allowance, AuthError> {
+        match self.authorize(principal, twin, action, now) {
+            Decision::Allow(allowance) => Ok(allowance),
+            Decision::Deny(denial) => Err(forbidden(principal, twin, action.to_string(), denial)),
+        }
+    }
+
+    /// Which signals of `twin` `principal` may read at `now`: for streams,
+    /// exports and cohort runs, which filter every point or event by it.
+    pub fn signal_filter(&self, principal: &Principal, twin: &TwinId, now: Timestamp) -> SignalFilter {
+        match scope_gate(principal, twin, Permission::Read) {
+            Err(_) => return SignalFilter::Nothing,
+            Ok(Gate::Admin) => return SignalFilter::All,
+            Ok(Gate::Policy) => {}
+        }
+        let Some(policy) = self.twins.get(twin) else {
+            return SignalFilter::Nothing;
+        };
+        if policy.owner.as_ref().is_some_and(|owner| principal.is(owner)) {
+            return SignalFilter::All;
+        }
+        let mut patterns = Vec::new();
+        for grant in policy.grants.values() {
+            if !(grant.is_active(now)
+                && principal.is(&grant.subject)
+                && grant.permissions.contains(Permission::Read))
+            {
+                continue;
+            }
+            match &grant.resource {
+                Resource::Twin => return SignalFilter::All,
+                Resource::Signals(pattern) if pattern.matches_everything() => return SignalFilter::All,
+                Resource::Signals(pattern) => patterns.push(pattern.clone()),
+                Resource::Scenarios | Resource::Alerts | Resource::Policy => {}
+            }
+        }
+        if patterns.is_empty() { SignalFilter::Nothing } else { SignalFilter::Matching(patterns) }
+    }
+
+    /// Whether `principal` may read anything of `twin` at `now`: whether the
+    /// twin shows in its listings and cohort queries. A cohort run still
+    /// filters each twin's signals with [`signal_filter`](Self::signal_filter).
+    pub fn readable(&self, principal: &Principal, twin: &TwinId, now: Timestamp) -> bool {
+        match scope_gate(principal, twin, Permission::Read) {
+            Err(_) => false,
+            Ok(Gate::Admin) => true,
+            Ok(Gate::Policy) => self.held(principal, twin, Permission::Read, now, |_| true).is_some(),
+        }
+    }
+
+    /// Adds a grant on `twin` given by `by`, if `by` may give it (see the
+    /// module documentation), and returns it.
+    pub fn grant(
+        &mut self,
+        by: &Principal,
+        twin: &TwinId,
+        new: NewGrant,
+        now: Timestamp,
+    ) -> Result<&Grant, AuthError> {
+        if new.permissions.is_empty() {
+            return Err(AuthError::NoPermissions);
+        }
+        let applicable = new.resource.applicable();
+        if !applicable.contains_all(new.permissions) {
+            return Err(AuthError::PermissionNotApplicable {
+                permissions: new.permissions,
+                resource: new.resource.to_string(),
+                applicable,
+            });
+        }
+        if let Some(expires) = new.expires
+            && expires <= now
+        {
+            return Err(AuthError::ExpiryNotInFuture { expires, now });
+        }
+        let action = || format!("grant {} on {}", new.permissions, new.resource);
+        let limit = self
+            .sharing_limit(by, twin, &new.resource, new.permissions, now)
+            .map_err(|denial| forbidden(by, twin, action(), denial))?;
+        if let Some(limit) = limit
+            && new.expires.is_none_or(|expires| expires > limit)
+        {
+            return Err(AuthError::GrantOutlivesGranter { limit });
+        }
+        let granted_by = match by.user() {
+            Some(user) => Subject::User(user.clone()),
+            None => return Err(forbidden(by, twin, action(), Denial::Unauthenticated)),
+        };
+        self.last_grant_id += 1;
+        let id = GrantId(self.last_grant_id);
+        let grant = Grant {
+            id,
+            twin: twin.clone(),
+            subject: new.subject,
+            resource: new.resource,
+            permissions: new.permissions,
+            expires: new.expires,
+            granted_by,
+            created: now,
+        };
+        let grants = &mut self.twins.entry(twin.clone()).or_default().grants;
+        Ok(grants.entry(id).or_insert(grant))
+    }
+
+    /// Removes grant `id` from `twin` if `by` may (ownership, the admin
+    /// scope, or `share` on a resource including the grant's), returning it.
+    pub fn revoke(
+        &mut self,
+        by: &Principal,
+        twin: &TwinId,
+        id: GrantId,
+        now: Timestamp,
+    ) -> Result<Grant, AuthError> {
+        let resource = match self.twins.get(twin).and_then(|policy| policy.grants.get(&id)) {
+            Some(grant) => grant.resource.clone(),
+            None => return Err(AuthError::UnknownGrant { twin: twin.clone(), grant: id }),
+        };
+        self.sharing_limit(by, twin, &resource, Permissions::NONE, now)
+            .map_err(|denial| forbidden(by, twin, format!("revoke grant {id}"), denial))?;
+        self.twins
+            .get_mut(twin)
+            .and_then(|policy| policy.grants.remove(&id))
+            .ok_or(AuthError::UnknownGrant { twin: twin.clone(), grant: id })
+    }
+
+    /// Drops grants that expired by `now`, and twins left with neither
+    /// owner nor grants. Answers how many grants went.
+    pub fn prune(&mut self, now: Timestamp) -> usize {
+        let mut pruned = 0;
+        for policy in self.twins.values_mut() {
+            let before = policy.grants.len();
+            policy.grants.retain(|_, grant| grant.is_active(now));
+            pruned += before - policy.grants.len();
+        }
+        self.twins.retain(|_, policy| policy.owner.is_some() || !policy.grants.is_empty());
+        pruned
+    }
+
+    /// Ownership or the first active grant giving `principal` `permission`
+    /// on a resource accepted by `covers`. Scopes are the caller's business.
+    fn held(
+        &self,
+        principal: &Principal,
+        twin: &TwinId,
+        permission: Permission,
+        now: Timestamp,
+        covers: impl Fn(&Resource) -> bool,
+    ) -> Option<Allowance> {
+        let policy = self.twins.get(twin)?;
+        if policy.owner.as_ref().is_some_and(|owner| principal.is(owner)) {
+            return Some(Allowance::Owner);
+        }
+        policy
+            .grants
+            .values()
+            .find(|grant| {
+                grant.is_active(now)
+                    && principal.is(&grant.subject)
+                    && grant.permissions.contains(permission)
+                    && covers(&grant.resource)
+            })
+            .map(|grant| Allowance::Grant(grant.id))
+    }
+
+    /// Whether `by` may share `permissions` (and hold `share`) on `resource`
+    /// of `twin`, and until when: `Ok(None)` for without limit, `Ok(Some(t))`
+    /// when the grants it would derive from end at `t`.
+    fn sharing_limit(
+        &self,
+        by: &Principal,
+        twin: &TwinId,
+        resource: &Resource,
+        permissions: Permissions,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>, Denial> {
+        let needed = permissions.with(Permission::Share);
+        for permission in needed.iter() {
+            if scope_gate(by, twin, permission)? == Gate::Admin {
+                return Ok(None);
+            }
+        }
+        let Some(policy) = self.twins.get(twin) else {
+            return Err(Denial::NoGrant);
+        };
+        if policy.owner.as_ref().is_some_and(|owner| by.is(owner)) {
+            return Ok(None);
+        }
+        let mut limit = Expiry::Never;
+        for permission in needed.iter() {
+            let latest = policy
+                .grants
+                .values()
+                .filter(|grant| {
+                    grant.is_active(now)
+                        && by.is(&grant.subject)
+                        && grant.permissions.contains(permission)
+                        && grant.resource.includes(resource)
+                })
+                .map(|grant| grant.expires.map_or(Expiry::Never, Expiry::At))
+                .max()
+                .ok_or(Denial::NoGrant)?;
+            limit = limit.min(latest);
+        }
+        Ok(match limit {
+            Expiry::At(at) => Some(at),
+            Expiry::Never => None,
+        })
+    }
+}
+
+/// An end time ordered so that "never" is the latest.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Expiry {
+    At(Timestamp),
+    Never,
+}
+
+/// What the credential alone says about one permission on one twin.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Gate {
+    /// Admin scope: allowed whatever the policy says.
+    Admin,
+    /// The scopes let it through; the policy decides.
+    Policy,
+}
+
+fn scope_gate(principal: &Principal, twin: &TwinId, permission: Permission) -> Result<Gate, Denial> {
+    if *principal.kind() == PrincipalKind::Anonymous {
+        return Err(Denial::Unauthenticated);
+    }
+    match principal.scopes() {
+        Scopes::Admin => Ok(Gate::Admin),
+        Scopes::Limited { twins, .. } if !twins.contains(twin) => Err(Denial::TwinOutOfScope),
+        Scopes::Limited { permissions, .. } if !permissions.contains(permission) => {
+            Err(Denial::ScopeMissing(permission))
+        }
+        Scopes::Limited { .. } => Ok(Gate::Policy),
+    }
+}
+
+fn forbidden(principal: &Principal, twin: &TwinId, action: String, denial: Denial) -> AuthError {
+    AuthError::Forbidden { principal: principal.to_string(), action, twin: twin.clone(), denial }
+}
+
+/// The stored form: owners by twin, then every grant, then the last id
+/// handed out (so ids are never reused, even after pruning).
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PoliciesRepr {
+    #[serde(default)]
+    owners: BTreeMap<TwinId, Subject>,
+    #[serde(default)]
+    grants: Vec<Grant>,
+    last_grant_id: u64,
+}
+
+impl TryFrom<PoliciesRepr> for Policies {
+    type Error = AuthError;
+    fn try_from(repr: PoliciesRepr) -> Result<Self, Self::Error> {
+        let corrupt = |reason: String| AuthError::CorruptPolicies { reason };
+        let mut policies = Policies { twins: BTreeMap::new(), last_grant_id: repr.last_grant_id };
+        for (twin, owner) in repr.owners {
+            policies.twins.entry(twin).or_default().owner = Some(owner);
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for grant in repr.grants {
+            if grant.id.0 == 0 || grant.id.0 > repr.last_grant_id {
+                return Err(corrupt(format!("grant {} is outside 1..={}", grant.id, repr.last_grant_id)));
+            }
+            if !seen.insert(grant.id) {
+                return Err(corrupt(format!("grant {} appears twice", grant.id)));
+            }
+            policies.twins.entry(grant.twin.clone()).or_default().grants.insert(grant.id, grant);
+        }
+        Ok(policies)
+    }
+}
+
+impl From<Policies> for PoliciesRepr {
+    fn from(policies: Policies) -> Self {
+        let mut owners = BTreeMap::new();
+        let mut grants = Vec::new();
+        for (twin, policy) in policies.twins {
+            if let Some(owner) = policy.owner {
+                owners.insert(twin, owner);
+            }
+            grants.extend(policy.grants.into_values());
+        }
+        PoliciesRepr { owners, grants, last_grant_id: policies.last_grant_id }
+    }
+}
