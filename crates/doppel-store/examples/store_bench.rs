@@ -5,10 +5,12 @@
 //! Measures: concurrent write throughput (4 and 8 writers, 5,000-point
 //! batches over 1,000 series; batches are built before the clock starts, so
 //! only `Store::write` is timed), bytes per point after flush + compaction
-//! for a wearable workload, and an hourly mean over one year of minute data.
+//! for a wearable workload, an hourly mean over one year of minute data, and
+//! reads of single series among a million (point lookups in the segment
+//! index).
 //!
-//! Pass `write`, `size` or `aggregate` to run one part only (handy under
-//! `perf` or `valgrind --tool=callgrind`); no argument runs all three.
+//! Pass `write`, `size`, `aggregate` or `lookup` to run one part only (handy
+//! under `perf` or `valgrind --tool=callgrind`); no argument runs them all.
 
 use std::sync::{Arc, Barrier};
 use std::time::Instant;
@@ -192,6 +194,80 @@ fn year_hourly_mean() {
     );
 }
 
+/// Percentile `p` (0..=1) of sorted microsecond timings.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Times reads of one series chosen at random among `twins * 10` series,
+/// first spread over the segments of several flushes, then compacted into
+/// one segment.
+fn series_lookup(twins: usize) {
+    const SIGNALS: usize = 10;
+    const POINTS: i64 = 5;
+    const SAMPLES: usize = 20_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = StoreConfig::new(dir.path());
+    config.background = false;
+    let store = Store::open(config).expect("open");
+    let signals: Vec<String> = (0..SIGNALS).map(|s| format!("signal{s}")).collect();
+    for chunk in (0..twins).collect::<Vec<_>>().chunks(10_000) {
+        let mut builder = BatchBuilder::default();
+        for &t in chunk {
+            let twin = format!("twin{t:08}");
+            for signal in &signals {
+                let k = SeriesKey {
+                    twin: TwinId::new(&twin).expect("valid twin"),
+                    signal: SignalName::new(signal).expect("valid signal"),
+                    provenance: Provenance::none(),
+                };
+                for m in 0..POINTS {
+                    builder.push_sample(k.clone(), sample(START_NS + m * MINUTE_NS, (60 + m) as f64));
+                }
+            }
+        }
+        store.write(&builder.finish()).expect("write");
+    }
+    store.flush().expect("flush");
+    let mut rng = Rng(99);
+    let queries: Vec<RangeQuery> = (0..SAMPLES)
+        .map(|_| RangeQuery {
+            twin: TwinId::new(&format!("twin{:08}", rng.next() as usize % twins)).expect("valid twin"),
+            signal: SignalName::new(&signals[rng.next() as usize % SIGNALS]).expect("valid signal"),
+            provenance: Provenance::none(),
+            from: Timestamp::from_nanos(START_NS),
+            to: Timestamp::from_nanos(START_NS + POINTS * MINUTE_NS),
+        })
+        .collect();
+    for layout in ["flushed", "compacted"] {
+        if layout == "compacted" {
+            store.compact().expect("compact");
+        }
+        let segments = store.stats().segments;
+        let mut read_us = Vec::with_capacity(SAMPLES);
+        let mut last_us = Vec::with_capacity(SAMPLES);
+        for q in &queries {
+            let started = Instant::now();
+            let data = store.read(q).expect("read");
+            read_us.push(started.elapsed().as_secs_f64() * 1e6);
+            assert_eq!(data[0].samples.len(), POINTS as usize);
+            let started = Instant::now();
+            store.last(q).expect("last");
+            last_us.push(started.elapsed().as_secs_f64() * 1e6);
+        }
+        read_us.sort_by(f64::total_cmp);
+        last_us.sort_by(f64::total_cmp);
+        println!(
+            "lookup: one series among {} ({layout}, {segments} segments): read p50 {:.1} us p99 {:.1} us; last p50 {:.1} us p99 {:.1} us",
+            twins * SIGNALS,
+            percentile(&read_us, 0.5),
+            percentile(&read_us, 0.99),
+            percentile(&last_us, 0.5),
+            percentile(&last_us, 0.99)
+        );
+    }
+}
+
 fn main() {
     let only = std::env::args().nth(1);
     let run = |part: &str| only.as_deref().is_none_or(|o| o == part);
@@ -205,5 +281,8 @@ fn main() {
     }
     if run("aggregate") {
         year_hourly_mean();
+    }
+    if run("lookup") {
+        series_lookup(100_000);
     }
 }

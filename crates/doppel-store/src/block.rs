@@ -4,7 +4,7 @@
 //! Layout of an encoded block (all integers little-endian):
 //!
 //! ```text
-//! [codec u8][count u32][ts_len u32][ts bytes][value bytes][crc32 u32]
+//! [codec u8][count u32][ts_len u32][ts bytes][value bytes][seal]
 //! ```
 //!
 //! `codec` 0 stores timestamps as zig-zag varint deltas and values as raw
@@ -16,12 +16,13 @@
 //! integers `n`, each value being exactly `n as f64 / 10^d`. pco compresses
 //! such integers ~10 % smaller than the floats and decodes them ~30 %
 //! faster (one latent variable where its float modes need two).
-//! The crc32 (IEEE, as `crc32fast` computes it) covers every byte before it.
+//! The seal (`frame.rs`, a crc32 today) covers every byte before it.
 
 use pco::standalone::{simple_compress, simple_decompress_into};
 use pco::{ChunkConfig, DeltaSpec, ModeSpec};
 
 use crate::codec::{DecodeError, Reader, put_ivarint};
+use crate::frame::{seal, unseal};
 
 /// Most samples in one block. Big enough that pco's per-chunk metadata is
 /// amortised (under 0.01 B/point) and hour/day aggregates decode few blocks;
@@ -97,8 +98,7 @@ pub(crate) fn encode_block(times: &[i64], values: &[f64], out: &mut Vec<u8>) -> 
         out.extend_from_slice(&ts);
         out.extend_from_slice(&vs);
     }
-    let crc = crc32fast::hash(&out[start..]);
-    out.extend_from_slice(&crc.to_le_bytes());
+    seal(out, start);
     Ok(out.len() - start)
 }
 
@@ -182,7 +182,7 @@ fn decompress_decimals(src: &[u8], dst: &mut [f64]) -> Result<(), String> {
     Ok(())
 }
 
-/// Decodes one block, checking its crc and that it holds `expected_count`
+/// Decodes one block, checking its seal and that it holds `expected_count`
 /// samples. Appends to `times`/`values`.
 pub(crate) fn decode_block(
     block: &[u8],
@@ -190,17 +190,7 @@ pub(crate) fn decode_block(
     times: &mut Vec<i64>,
     values: &mut Vec<f64>,
 ) -> Result<(), DecodeError> {
-    let Some(body_len) = block.len().checked_sub(4) else {
-        return Err(DecodeError {
-            offset: 0,
-            reason: format!("block of {} bytes is too short", block.len()),
-        });
-    };
-    let (body, crc_bytes) = block.split_at(body_len);
-    let stored = u32::from_le_bytes([crc_bytes[0], crc_bytes[1], crc_bytes[2], crc_bytes[3]]);
-    if crc32fast::hash(body) != stored {
-        return Err(DecodeError { offset: body_len, reason: "block checksum mismatch".into() });
-    }
+    let body = unseal(block, "block")?;
     let mut r = Reader::new(body);
     let codec = r.u8("block codec")?;
     let count = r.u32("block count")? as usize;
@@ -350,9 +340,8 @@ mod tests {
         encode_block(&times, &values, &mut out).unwrap();
         let ts_len = u32::from_le_bytes([out[5], out[6], out[7], out[8]]) as usize;
         out[9 + ts_len] = MAX_DECIMALS + 1;
-        let body_len = out.len() - 4;
-        let crc = crc32fast::hash(&out[..body_len]);
-        out[body_len..].copy_from_slice(&crc.to_le_bytes());
+        out.truncate(out.len() - crate::frame::SEAL_BYTES);
+        seal(&mut out, 0);
         let (mut t, mut v) = (Vec::new(), Vec::new());
         let err = decode_block(&out, 100, &mut t, &mut v).unwrap_err();
         assert!(err.reason.contains("decimals"), "{}", err.reason);

@@ -35,6 +35,7 @@ pub(crate) struct DecodeError {
 
 /// A cursor over a byte slice whose every read fails (never panics) past the
 /// end.
+#[derive(Clone)]
 pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
@@ -45,8 +46,24 @@ impl<'a> Reader<'a> {
         Self { bytes, pos: 0 }
     }
 
+    /// A reader of `bytes` that resumes at `pos` (offsets in errors stay
+    /// relative to the start of `bytes`).
+    pub(crate) fn at(bytes: &'a [u8], pos: usize) -> Self {
+        Self { bytes, pos }
+    }
+
     pub(crate) fn position(&self) -> usize {
         self.pos
+    }
+
+    /// Moves to byte `pos` (a later read fails if it is past the end).
+    pub(crate) fn set_position(&mut self, pos: usize) {
+        self.pos = pos;
+    }
+
+    /// The offset just past the slice.
+    pub(crate) fn end(&self) -> usize {
+        self.bytes.len()
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -64,7 +81,10 @@ impl<'a> Reader<'a> {
                 self.pos = end;
                 Ok(slice)
             }
-            _ => self.fail(format!("{what}: needs {len} bytes, {} left", self.bytes.len() - self.pos)),
+            _ => self.fail(format!(
+                "{what}: needs {len} bytes, {} left",
+                self.bytes.len().saturating_sub(self.pos)
+            )),
         }
     }
 

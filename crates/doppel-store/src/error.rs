@@ -41,6 +41,30 @@ pub enum StoreError {
         /// The limit.
         limit: usize,
     },
+    /// A segment file is in a format version this build does not read.
+    /// Versions before 2 (an index held whole in memory) were never
+    /// released; their data has to be re-imported.
+    #[error("{path} is a segment of format version {found}; this build reads only version {supported}")]
+    UnsupportedSegmentVersion {
+        /// The segment file.
+        path: PathBuf,
+        /// The version its footer names.
+        found: u32,
+        /// The version this build reads and writes.
+        supported: u32,
+    },
+    /// One series has more blocks in one segment than an index page may
+    /// list: billions of samples, more than a flush or a compaction holds
+    /// in memory, so in practice never.
+    #[error("{series} has {blocks} blocks in one segment, more than the {limit} an index page lists")]
+    SeriesTooLarge {
+        /// The series.
+        series: String,
+        /// Its block count.
+        blocks: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// Numeric compression failed while writing a segment.
     #[error("compressing a block for {series}: {reason}")]
     Compression {

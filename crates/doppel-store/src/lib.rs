@@ -58,7 +58,11 @@ mod catalog;
 mod codec;
 mod config;
 mod error;
+mod frame;
 mod head;
+mod index;
+mod key_ref;
+mod merge;
 mod query;
 mod registry;
 mod segment;
@@ -76,9 +80,10 @@ pub use query::{Aggregate, Bucket, RangeQuery, SeriesData, UnknownAggregate};
 pub use store::Store;
 pub use wal::CorruptionKind;
 
-/// Doors for the fuzz targets in `fuzz/` (`wal_record`, `segment_block`).
+/// Doors for the fuzz targets in `fuzz/` (`wal_record`, `segment_block`,
+/// `segment_index_page`).
 ///
-/// The WAL and block decoders are private to the store, yet they read bytes
+/// The WAL, block and index page decoders are private to the store, yet they read bytes
 /// from disk that may be damaged, so they must be fuzzed; this module
 /// exposes them with plain types. It is not part of the store's API and may
 /// change at any time.
@@ -125,6 +130,28 @@ pub mod fuzzing {
         let (mut times, mut values) = (Vec::new(), Vec::new());
         crate::block::decode_block(block, count, &mut times, &mut values).ok()?;
         Some((times, values))
+    }
+
+    /// Decodes `body` as the body of a segment index page (its seal
+    /// already checked, its blocks allowed anywhere): a binary search of
+    /// its offset table for `target` (twin, signal, provenance) and the
+    /// entry found there, then every entry in order. The number of entries
+    /// when the whole page decodes.
+    pub fn decode_index_page(body: &[u8], target: (&str, &str, &str)) -> Option<usize> {
+        use crate::index::PageReader;
+        let target = crate::key_ref::KeyRef { twin: target.0, signal: target.1, provenance: target.2 };
+        let mut blocks = Vec::new();
+        if let Ok(mut reader) = PageReader::new(body, 0..u64::MAX)
+            && reader.seek(target).is_ok()
+        {
+            let _ = reader.next_entry(&mut blocks);
+        }
+        let mut reader = PageReader::new(body, 0..u64::MAX).ok()?;
+        let mut entries = 0;
+        while reader.next_entry(&mut blocks).ok()?.is_some() {
+            entries += 1;
+        }
+        Some(entries)
     }
 
     /// Encodes columns (sorted, unique times, at most 8192) as a block,

@@ -1,47 +1,54 @@
-//! Segments: immutable files of compressed per-series blocks with an index
-//! and a footer at the end.
+//! Segments: immutable files of compressed per-series blocks, indexed by
+//! pages that list each series' blocks, with a page directory and a footer
+//! at the end.
 //!
 //! ```text
 //! [magic "DPLSEG01"]
-//! [block]*                      see block.rs; each carries its own crc32
-//! [index]                       meta + series -> blocks
-//! [footer, 36 bytes]            index_offset u64, index_len u64, index_crc u32,
-//!                               version u32, footer_crc u32, magic "DPLSEG01"
+//! repeat for each index page:
+//!   [block]*                    the blocks of the page's series (block.rs)
+//!   [index page]                those series and their block metas (index.rs)
+//! [directory]                   segment meta, each page's first key, place
+//!                               and counts, the last key
+//! [footer, 36 bytes]            directory_offset u64, directory_len u64,
+//!                               directory_crc u32, version u32,
+//!                               footer_crc u32, magic "DPLSEG01"
 //! ```
 //!
-//! Only the index is kept in memory; blocks are read on demand with
-//! positioned reads.
+//! Each page follows the blocks it lists, so a writer holds one page at a
+//! time. An open segment keeps only its directory in memory; pages and
+//! blocks are read on demand with positioned reads.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::ops::{ControlFlow, Range};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use doppel_model::SeriesKey;
+use doppel_model::{ModelError, Provenance, SeriesKey, SignalName, TwinId};
 
 use crate::StoreError;
 use crate::block::{MAX_BLOCK_POINTS, decode_block, encode_block};
-use crate::codec::{DecodeError, Reader, put_bytes, put_ivarint, put_uvarint};
+use crate::codec::{DecodeError, Reader, put_uvarint};
+use crate::frame::unseal;
 use crate::head::Columns;
+use crate::index::{
+    BlockMeta, Directory, IndexEntry, MAX_SERIES_BLOCKS, PageBuilder, PageEnd, PageReader, PageRef,
+    verify_page,
+};
+use crate::key_ref::KeyRef;
 use crate::wal::sync_dir;
 
 const MAGIC: &[u8; 8] = b"DPLSEG01";
-const VERSION: u32 = 1;
+/// Version 2: paged index with a directory (version 1 held the whole index
+/// in one section, loaded into memory).
+const VERSION: u32 = 2;
 const FOOTER_BYTES: usize = 36;
-/// Largest index accepted when opening a segment: bounds the allocation a
-/// corrupt footer could ask for (1 GiB indexes ~20M series).
-const MAX_INDEX_BYTES: u64 = 1 << 30;
-
-/// Where one block lives and what it holds.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct BlockMeta {
-    pub offset: u64,
-    pub len: u32,
-    pub min_time: i64,
-    pub max_time: i64,
-    pub count: u32,
-}
+/// Where blocks and pages start: just past the magic.
+const DATA_START: u64 = MAGIC.len() as u64;
+/// Largest directory accepted when opening a segment: bounds the
+/// allocation a corrupt footer could ask for (1 GiB is ~40M pages, some
+/// four billion series).
+const MAX_DIRECTORY_BYTES: u64 = 1 << 30;
 
 /// What a segment records about its place in history.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -55,13 +62,15 @@ pub(crate) struct SegmentMeta {
     pub replaced: Vec<u64>,
 }
 
-/// An open segment: its index in memory, its file for block reads.
+/// An open segment: its directory in memory, its file for page and block
+/// reads.
 pub(crate) struct Segment {
     pub id: u64,
     pub path: PathBuf,
     pub meta: SegmentMeta,
-    pub index: BTreeMap<SeriesKey, Vec<BlockMeta>>,
     pub bytes: u64,
+    directory: Directory,
+    points: u64,
     file: File,
 }
 
@@ -89,7 +98,8 @@ pub(crate) fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StoreErro
 }
 
 /// Writes a segment from series in ascending key order: temp file, fsync,
-/// rename, fsync directory. Series with no samples are skipped.
+/// rename, fsync directory. Series with no samples are skipped. Memory
+/// stays at one index page and one block, whatever the series count.
 pub(crate) fn write_segment<I>(
     dir: &Path,
     id: u64,
@@ -103,87 +113,99 @@ where
     let tmp = path.with_extension("seg.tmp");
     let file = File::create(&tmp).map_err(StoreError::io("create", &tmp))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
-    let io_write = StoreError::io;
-    out.write_all(MAGIC).map_err(io_write("write", &tmp))?;
-    let mut offset = MAGIC.len() as u64;
-    let mut index: BTreeMap<SeriesKey, Vec<BlockMeta>> = BTreeMap::new();
-    let mut buf = Vec::new();
+    let io = StoreError::io;
+    out.write_all(MAGIC).map_err(io("write", &tmp))?;
+    let mut offset = DATA_START;
+    let mut directory = Directory::default();
+    let mut page = PageBuilder::default();
+    let (mut buf, mut blocks) = (Vec::new(), Vec::new());
     for item in series {
         let (key, columns) = item?;
-        // Exact capacity: this vector lives in the in-memory index for the
-        // segment's life, and most series have one block.
-        let mut blocks = Vec::with_capacity(columns.times.len().div_ceil(MAX_BLOCK_POINTS));
+        blocks.clear();
         for (times, values) in
             columns.times.chunks(MAX_BLOCK_POINTS).zip(columns.values.chunks(MAX_BLOCK_POINTS))
         {
             buf.clear();
-            let len = encode_block(times, values, &mut buf).map_err(|e| StoreError::Compression {
-                series: format!("{}/{}/{}", key.twin, key.signal, key.provenance),
-                reason: e.0,
-            })?;
-            out.write_all(&buf).map_err(io_write("write", &tmp))?;
+            let len = encode_block(times, values, &mut buf)
+                .map_err(|e| StoreError::Compression { series: series_name(&key), reason: e.0 })?;
+            out.write_all(&buf).map_err(io("write", &tmp))?;
             let (Some(&min_time), Some(&max_time)) = (times.first(), times.last()) else { continue };
             blocks.push(BlockMeta { offset, len: len as u32, min_time, max_time, count: times.len() as u32 });
             offset += len as u64;
         }
-        if !blocks.is_empty() {
-            index.insert(key, blocks);
+        if blocks.is_empty() {
+            continue;
+        }
+        if blocks.len() > MAX_SERIES_BLOCKS {
+            return Err(StoreError::SeriesTooLarge {
+                series: series_name(&key),
+                blocks: blocks.len(),
+                limit: MAX_SERIES_BLOCKS,
+            });
+        }
+        page.push(&key, &blocks);
+        directory.last_key = Some(key);
+        if page.is_full() {
+            offset = write_page(&mut out, &tmp, &mut page, offset, &mut buf, &mut directory)?;
         }
     }
-    let index_bytes = encode_index(&meta, &index);
-    out.write_all(&index_bytes).map_err(io_write("write", &tmp))?;
+    offset = write_page(&mut out, &tmp, &mut page, offset, &mut buf, &mut directory)?;
+    let mut tail = Vec::new();
+    encode_meta(&meta, &mut tail);
+    directory.encode(&mut tail);
+    out.write_all(&tail).map_err(io("write", &tmp))?;
     let mut footer = Vec::with_capacity(FOOTER_BYTES);
     footer.extend_from_slice(&offset.to_le_bytes());
-    footer.extend_from_slice(&(index_bytes.len() as u64).to_le_bytes());
-    footer.extend_from_slice(&crc32fast::hash(&index_bytes).to_le_bytes());
+    footer.extend_from_slice(&(tail.len() as u64).to_le_bytes());
+    footer.extend_from_slice(&crc32fast::hash(&tail).to_le_bytes());
     footer.extend_from_slice(&VERSION.to_le_bytes());
     footer.extend_from_slice(&crc32fast::hash(&footer).to_le_bytes());
     footer.extend_from_slice(MAGIC);
-    out.write_all(&footer).map_err(io_write("write", &tmp))?;
+    out.write_all(&footer).map_err(io("write", &tmp))?;
     let file = out.into_inner().map_err(|e| StoreError::Io {
         op: "write",
         path: tmp.clone(),
         source: e.into_error(),
     })?;
-    file.sync_all().map_err(io_write("fsync", &tmp))?;
-    std::fs::rename(&tmp, &path).map_err(io_write("rename", &tmp))?;
+    file.sync_all().map_err(io("fsync", &tmp))?;
+    std::fs::rename(&tmp, &path).map_err(io("rename", &tmp))?;
     sync_dir(dir)?;
-    let bytes = offset + index_bytes.len() as u64 + FOOTER_BYTES as u64;
-    let file = File::open(&path).map_err(io_write("open", &path))?;
-    Ok(Segment { id, path, meta, index, bytes, file })
+    let bytes = offset + tail.len() as u64 + FOOTER_BYTES as u64;
+    let file = File::open(&path).map_err(io("open", &path))?;
+    let points = directory.points();
+    Ok(Segment { id, path, meta, bytes, directory, points, file })
 }
 
-fn encode_index(meta: &SegmentMeta, index: &BTreeMap<SeriesKey, Vec<BlockMeta>>) -> Vec<u8> {
-    let mut out = Vec::new();
-    put_uvarint(&mut out, meta.order);
-    put_uvarint(&mut out, meta.wal_start);
-    put_uvarint(&mut out, meta.replaced.len() as u64);
+/// Writes the page being built, if it holds any series, at `offset`;
+/// returns the offset after it.
+fn write_page(
+    out: &mut impl Write,
+    tmp: &Path,
+    page: &mut PageBuilder,
+    offset: u64,
+    buf: &mut Vec<u8>,
+    directory: &mut Directory,
+) -> Result<u64, StoreError> {
+    let Some(written) = page.finish(offset, buf) else { return Ok(offset) };
+    out.write_all(buf).map_err(StoreError::io("write", tmp))?;
+    directory.pages.push(written);
+    Ok(offset + buf.len() as u64)
+}
+
+fn series_name(key: &SeriesKey) -> String {
+    format!("{}/{}/{}", key.twin, key.signal, key.provenance)
+}
+
+fn encode_meta(meta: &SegmentMeta, out: &mut Vec<u8>) {
+    put_uvarint(out, meta.order);
+    put_uvarint(out, meta.wal_start);
+    put_uvarint(out, meta.replaced.len() as u64);
     for &id in &meta.replaced {
-        put_uvarint(&mut out, id);
+        put_uvarint(out, id);
     }
-    put_uvarint(&mut out, index.len() as u64);
-    for (key, blocks) in index {
-        put_bytes(&mut out, key.twin.as_str().as_bytes());
-        put_bytes(&mut out, key.signal.as_str().as_bytes());
-        put_bytes(&mut out, key.provenance.as_str().as_bytes());
-        put_uvarint(&mut out, blocks.len() as u64);
-        for b in blocks {
-            put_uvarint(&mut out, b.offset);
-            put_uvarint(&mut out, u64::from(b.len));
-            put_ivarint(&mut out, b.min_time);
-            put_ivarint(&mut out, b.max_time);
-            put_uvarint(&mut out, u64::from(b.count));
-        }
-    }
-    out
 }
 
-fn decode_index(
-    bytes: &[u8],
-    data_end: u64,
-) -> Result<(SegmentMeta, BTreeMap<SeriesKey, Vec<BlockMeta>>), DecodeError> {
-    let mut r = Reader::new(bytes);
-    let limit = bytes.len();
+fn decode_meta(r: &mut Reader<'_>, limit: usize) -> Result<SegmentMeta, DecodeError> {
     let order = r.uvarint("order")?;
     let wal_start = r.uvarint("wal start")?;
     let n = r.count("replaced count", limit)?;
@@ -191,40 +213,20 @@ fn decode_index(
     for _ in 0..n {
         replaced.push(r.uvarint("replaced id")?);
     }
-    let series = r.count("series count", limit)?;
-    let mut index = BTreeMap::new();
-    for _ in 0..series {
-        let key = SeriesKey { twin: r.twin()?, signal: r.signal()?, provenance: r.provenance()? };
-        let n = r.count("block count", limit)?;
-        let mut blocks = Vec::with_capacity(n);
-        for _ in 0..n {
-            let at = r.position();
-            let offset = r.uvarint("block offset")?;
-            let len = u32::try_from(r.uvarint("block length")?).unwrap_or(u32::MAX);
-            let min_time = r.ivarint("block min time")?;
-            let max_time = r.ivarint("block max time")?;
-            let count = r.count("block count", MAX_BLOCK_POINTS)? as u32;
-            if offset.saturating_add(u64::from(len)) > data_end || min_time > max_time {
-                return Err(DecodeError { offset: at, reason: "block entry out of bounds".into() });
-            }
-            blocks.push(BlockMeta { offset, len, min_time, max_time, count });
-        }
-        index.insert(key, blocks);
-    }
-    if !r.is_empty() {
-        return r.fail("trailing bytes after the index");
-    }
-    Ok((SegmentMeta { order, wal_start, replaced }, index))
+    Ok(SegmentMeta { order, wal_start, replaced })
 }
 
 impl Segment {
-    /// Opens a segment and loads its index, checking footer and index crcs.
+    /// Opens a segment: checks the footer, loads the directory and checks
+    /// every index page against it (seals, counts, key order, block
+    /// places), so that a damaged index is refused here rather than found
+    /// by a later read. Pages are read one at a time and not kept.
     pub(crate) fn open(id: u64, path: &Path) -> Result<Self, StoreError> {
         let corrupt =
             |offset: u64, reason: String| StoreError::Corrupt { path: path.to_path_buf(), offset, reason };
         let file = File::open(path).map_err(StoreError::io("open", path))?;
         let bytes = file.metadata().map_err(StoreError::io("stat", path))?.len();
-        if bytes < (MAGIC.len() + FOOTER_BYTES) as u64 {
+        if bytes < DATA_START + FOOTER_BYTES as u64 {
             return Err(corrupt(0, format!("{bytes} bytes is too short for a segment")));
         }
         let footer_at = bytes - FOOTER_BYTES as u64;
@@ -232,14 +234,14 @@ impl Segment {
         file.read_exact_at(&mut footer, footer_at).map_err(StoreError::io("read", path))?;
         let mut r = Reader::new(&footer);
         let parsed = (|| -> Result<_, DecodeError> {
-            let index_offset = r.u64("index offset")?;
-            let index_len = r.u64("index length")?;
-            let index_crc = r.u32("index crc")?;
+            let directory_offset = r.u64("directory offset")?;
+            let directory_len = r.u64("directory length")?;
+            let directory_crc = r.u32("directory crc")?;
             let version = r.u32("version")?;
             let footer_crc = r.u32("footer crc")?;
-            Ok((index_offset, index_len, index_crc, version, footer_crc))
+            Ok((directory_offset, directory_len, directory_crc, version, footer_crc))
         })();
-        let (index_offset, index_len, index_crc, version, footer_crc) =
+        let (directory_offset, directory_len, directory_crc, version, footer_crc) =
             parsed.map_err(|e| corrupt(footer_at + e.offset as u64, e.reason))?;
         if &footer[28..] != MAGIC {
             return Err(corrupt(footer_at + 28, "footer magic missing".into()));
@@ -248,29 +250,207 @@ impl Segment {
             return Err(corrupt(footer_at, "footer checksum mismatch".into()));
         }
         if version != VERSION {
-            return Err(corrupt(footer_at + 20, format!("unsupported segment version {version}")));
+            return Err(StoreError::UnsupportedSegmentVersion {
+                path: path.to_path_buf(),
+                found: version,
+                supported: VERSION,
+            });
         }
-        if index_len > MAX_INDEX_BYTES || index_offset.checked_add(index_len) != Some(footer_at) {
-            return Err(corrupt(footer_at, "index offset and length do not fit the file".into()));
+        if directory_len > MAX_DIRECTORY_BYTES
+            || directory_offset < DATA_START
+            || directory_offset.checked_add(directory_len) != Some(footer_at)
+        {
+            return Err(corrupt(footer_at, "directory offset and length do not fit the file".into()));
         }
-        let mut index_bytes = vec![0u8; index_len as usize];
-        file.read_exact_at(&mut index_bytes, index_offset).map_err(StoreError::io("read", path))?;
-        if crc32fast::hash(&index_bytes) != index_crc {
-            return Err(corrupt(index_offset, "index checksum mismatch".into()));
+        let mut tail = vec![0u8; directory_len as usize];
+        file.read_exact_at(&mut tail, directory_offset).map_err(StoreError::io("read", path))?;
+        if crc32fast::hash(&tail) != directory_crc {
+            return Err(corrupt(directory_offset, "directory checksum mismatch".into()));
         }
-        let (meta, index) = decode_index(&index_bytes, index_offset)
-            .map_err(|e| corrupt(index_offset + e.offset as u64, e.reason))?;
-        Ok(Self { id, path: path.to_path_buf(), meta, index, bytes, file })
+        let mut r = Reader::new(&tail);
+        let decoded = (|| -> Result<_, DecodeError> {
+            let meta = decode_meta(&mut r, tail.len())?;
+            let directory = Directory::decode(&mut r, DATA_START..directory_offset)?;
+            if !r.is_empty() {
+                return r.fail("trailing bytes after the directory");
+            }
+            Ok((meta, directory))
+        })();
+        let (meta, directory) = decoded.map_err(|e| corrupt(directory_offset + e.offset as u64, e.reason))?;
+        let points = directory.points();
+        let segment = Self { id, path: path.to_path_buf(), meta, bytes, directory, points, file };
+        segment.verify_pages()?;
+        Ok(segment)
+    }
+
+    fn verify_pages(&self) -> Result<(), StoreError> {
+        let pages = &self.directory.pages;
+        let Some(last) = &self.directory.last_key else { return Ok(()) };
+        let mut buf = Vec::new();
+        for (index, page) in pages.iter().enumerate() {
+            let body = self.read_page(page, &mut buf)?;
+            let end = match pages.get(index + 1) {
+                Some(next) => PageEnd::Before(&next.first_key),
+                None => PageEnd::Last(last),
+            };
+            verify_page(body, page, self.blocks_region(index), end).map_err(|e| self.corrupt_in(page, e))?;
+        }
+        Ok(())
+    }
+
+    fn corrupt(&self, offset: u64, reason: String) -> StoreError {
+        StoreError::Corrupt { path: self.path.clone(), offset, reason }
+    }
+
+    /// A decode error within `page`, placed in the file.
+    fn corrupt_in(&self, page: &PageRef, e: DecodeError) -> StoreError {
+        self.corrupt(page.offset + e.offset as u64, e.reason)
+    }
+
+    /// Reads `len` bytes at `offset` into `buf`; a file that ends first is
+    /// corrupt (the directory said the bytes are there).
+    fn read_at(&self, buf: &mut Vec<u8>, offset: u64, len: usize, what: &str) -> Result<(), StoreError> {
+        buf.clear();
+        buf.resize(len, 0);
+        self.file.read_exact_at(buf, offset).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                self.corrupt(offset, format!("the file ends inside the {what}"))
+            } else {
+                StoreError::Io { op: "read", path: self.path.clone(), source: e }
+            }
+        })
+    }
+
+    /// Reads index page `page` into `buf` and returns its checked body.
+    fn read_page<'b>(&self, page: &PageRef, buf: &'b mut Vec<u8>) -> Result<&'b [u8], StoreError> {
+        self.read_at(buf, page.offset, page.len as usize, "index page")?;
+        unseal(buf, "index page").map_err(|e| self.corrupt_in(page, e))
+    }
+
+    fn blocks_region(&self, page: usize) -> Range<u64> {
+        self.directory.blocks_region(page, DATA_START)
     }
 
     /// Number of points held.
     pub(crate) fn point_count(&self) -> u64 {
-        self.index.values().flatten().map(|b| u64::from(b.count)).sum()
+        self.points
     }
 
-    fn read_block(&self, block: &BlockMeta, out: &mut Columns) -> Result<(), StoreError> {
-        let mut bytes = Vec::new();
-        self.read_block_with(block, &mut bytes, out)
+    /// The blocks of `key`, in time order, or `None` when the segment does
+    /// not hold it: one binary search of the directory, one page read.
+    /// Queries use [`Segment::series_of`] instead, which finds every
+    /// provenance of a signal in the same single page read.
+    #[cfg(test)]
+    pub(crate) fn blocks(&self, key: &SeriesKey) -> Result<Option<Vec<BlockMeta>>, StoreError> {
+        let target = KeyRef::from(key);
+        if self.directory.is_past_end(target) {
+            return Ok(None);
+        }
+        let Some(index) = self.directory.page_for(target) else { return Ok(None) };
+        let page = &self.directory.pages[index];
+        let mut buf = Vec::new();
+        let body = self.read_page(page, &mut buf)?;
+        let mut reader =
+            PageReader::new(body, self.blocks_region(index)).map_err(|e| self.corrupt_in(page, e))?;
+        reader.seek(target).map_err(|e| self.corrupt_in(page, e))?;
+        let mut blocks = Vec::new();
+        let found = reader.next_entry(&mut blocks).map_err(|e| self.corrupt_in(page, e))?;
+        Ok((found == Some(target)).then_some(blocks))
+    }
+
+    /// A cursor at the segment's first series.
+    pub(crate) fn cursor(&self) -> Cursor<'_> {
+        Cursor {
+            segment: self,
+            next_page: 0,
+            page: Vec::new(),
+            body_len: 0,
+            blocks_region: 0..0,
+            page_offset: 0,
+            pos: 0,
+            index: 0,
+            remaining: 0,
+            entry_at: 0,
+        }
+    }
+
+    /// A cursor at the first series not below `from`.
+    pub(crate) fn cursor_from(&self, from: KeyRef<'_>) -> Result<Cursor<'_>, StoreError> {
+        let mut cursor = self.cursor();
+        if self.directory.is_past_end(from) {
+            cursor.next_page = self.directory.pages.len();
+        } else if let Some(index) = self.directory.page_for(from) {
+            cursor.next_page = index;
+            cursor.load_next_page()?;
+            cursor.seek(from)?;
+        }
+        Ok(cursor)
+    }
+
+    /// Every series with its blocks, in key order, read from disk a page
+    /// at a time.
+    pub(crate) fn series(&self) -> Series<'_> {
+        Series { cursor: self.cursor(), blocks: Vec::new(), done: false }
+    }
+
+    /// Calls `visit` with each key in order, without building owned keys,
+    /// until it breaks.
+    pub(crate) fn for_each_key(
+        &self,
+        mut visit: impl FnMut(KeyRef<'_>) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        let mut cursor = self.cursor();
+        let mut blocks = Vec::new();
+        while let Some(key) = cursor.next(&mut blocks)? {
+            if visit(key).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The series of `twin` (only those of `signal` when given), sorted,
+    /// with their blocks: a range read from the smallest key they can
+    /// have. Their keys reuse `twin` and `signal`, so only a provenance is
+    /// parsed, and only when it is not empty.
+    pub(crate) fn series_of(
+        &self,
+        twin: &TwinId,
+        signal: Option<&SignalName>,
+    ) -> Result<Vec<IndexEntry>, StoreError> {
+        let mut found = Vec::new();
+        if !self.directory.may_hold_twin(twin.as_str()) {
+            return Ok(found);
+        }
+        let start =
+            KeyRef { twin: twin.as_str(), signal: signal.map_or("", SignalName::as_str), provenance: "" };
+        let in_range =
+            |key: KeyRef<'_>| key.twin == start.twin && signal.is_none_or(|s| key.signal == s.as_str());
+        let mut cursor = self.cursor_from(start)?;
+        let mut blocks = Vec::new();
+        while let Some(entry) = cursor.next(&mut blocks)? {
+            if !in_range(entry) {
+                break;
+            }
+            let parts = (|| {
+                let signal = match signal {
+                    Some(signal) => signal.clone(),
+                    None => SignalName::new(entry.signal)?,
+                };
+                let provenance = if entry.provenance.is_empty() {
+                    Provenance::none()
+                } else {
+                    Provenance::parse(entry.provenance)?
+                };
+                Ok::<_, ModelError>((signal, provenance))
+            })();
+            let (signal, provenance) = parts.map_err(|e| self.corrupt(cursor.entry_at, e.to_string()))?;
+            found.push((SeriesKey { twin: twin.clone(), signal, provenance }, blocks.clone()));
+            if cursor.used_up_before(in_range) {
+                break;
+            }
+        }
+        Ok(found)
     }
 
     /// Reads and decodes one block, appending to `out`; `bytes` is scratch
@@ -281,38 +461,25 @@ impl Segment {
         bytes: &mut Vec<u8>,
         out: &mut Columns,
     ) -> Result<(), StoreError> {
-        bytes.clear();
-        bytes.resize(block.len as usize, 0);
-        self.file.read_exact_at(bytes, block.offset).map_err(StoreError::io("read", &self.path))?;
-        decode_block(bytes, block.count as usize, &mut out.times, &mut out.values).map_err(|e| {
-            StoreError::Corrupt {
-                path: self.path.clone(),
-                offset: block.offset + e.offset as u64,
-                reason: e.reason,
-            }
-        })
+        self.read_at(bytes, block.offset, block.len as usize, "block")?;
+        decode_block(bytes, block.count as usize, &mut out.times, &mut out.values)
+            .map_err(|e| self.corrupt(block.offset + e.offset as u64, e.reason))
     }
 
-    /// True when the segment holds samples of `key` that may fall in
-    /// `[from, to)` (judged by block time bounds).
-    pub(crate) fn overlaps(&self, key: &SeriesKey, from: i64, to: i64) -> bool {
-        self.index.get(key).is_some_and(|blocks| blocks.iter().any(|b| b.max_time >= from && b.min_time < to))
-    }
-
-    /// Hands the samples of `key` in `[from, to)` to `sink` block by block,
-    /// in time order, decoding each block into the same scratch columns:
-    /// aggregation streams through a segment without materialising it.
+    /// Hands the samples of `blocks` (one series' blocks of this segment)
+    /// in `[from, to)` to `sink` block by block, in time order, decoding
+    /// each block into the same scratch columns: aggregation streams
+    /// through a segment without materialising it.
     pub(crate) fn scan(
         &self,
-        key: &SeriesKey,
+        blocks: &[BlockMeta],
         from: i64,
         to: i64,
         mut sink: impl FnMut(&[i64], &[f64]),
     ) -> Result<(), StoreError> {
-        let Some(blocks) = self.index.get(key) else { return Ok(()) };
         let mut bytes = Vec::new();
         let mut cols = Columns::default();
-        for block in blocks.iter().filter(|b| b.max_time >= from && b.min_time < to) {
+        for block in blocks.iter().filter(|b| b.overlaps(from, to)) {
             cols.times.clear();
             cols.values.clear();
             self.read_block_with(block, &mut bytes, &mut cols)?;
@@ -322,13 +489,12 @@ impl Segment {
         Ok(())
     }
 
-    /// The samples of `key` in `[from, to)`, or `None` when the segment has
-    /// no such series.
-    pub(crate) fn read(&self, key: &SeriesKey, from: i64, to: i64) -> Result<Option<Columns>, StoreError> {
-        let Some(blocks) = self.index.get(key) else { return Ok(None) };
+    /// The samples of `blocks` (one series' blocks of this segment) in
+    /// `[from, to)`.
+    pub(crate) fn read(&self, blocks: &[BlockMeta], from: i64, to: i64) -> Result<Columns, StoreError> {
         let mut out = Columns::default();
         let mut bytes = Vec::new();
-        for block in blocks.iter().filter(|b| b.max_time >= from && b.min_time < to) {
+        for block in blocks.iter().filter(|b| b.overlaps(from, to)) {
             let start = out.len();
             self.read_block_with(block, &mut bytes, &mut out)?;
             if block.min_time < from || block.max_time >= to {
@@ -340,16 +506,22 @@ impl Segment {
                 out.values.drain(start..lo);
             }
         }
-        Ok(Some(out))
+        Ok(out)
     }
 
-    /// The latest sample of `key` in `[from, to)`, decoding as few blocks as
-    /// it can (blocks of a series are written in time order).
-    pub(crate) fn last(&self, key: &SeriesKey, from: i64, to: i64) -> Result<Option<(i64, f64)>, StoreError> {
-        let Some(blocks) = self.index.get(key) else { return Ok(None) };
-        for block in blocks.iter().rev().filter(|b| b.max_time >= from && b.min_time < to) {
+    /// The latest sample of `blocks` (one series' blocks of this segment)
+    /// in `[from, to)`, decoding as few blocks as it can (blocks of a
+    /// series are in time order).
+    pub(crate) fn last(
+        &self,
+        blocks: &[BlockMeta],
+        from: i64,
+        to: i64,
+    ) -> Result<Option<(i64, f64)>, StoreError> {
+        let mut bytes = Vec::new();
+        for block in blocks.iter().rev().filter(|b| b.overlaps(from, to)) {
             let mut cols = Columns::default();
-            self.read_block(block, &mut cols)?;
+            self.read_block_with(block, &mut bytes, &mut cols)?;
             let r = cols.range(from, to);
             if r.end > r.start {
                 return Ok(Some((cols.times[r.end - 1], cols.values[r.end - 1])));
@@ -357,24 +529,148 @@ impl Segment {
         }
         Ok(None)
     }
+}
 
-    /// All samples of `key` (for compaction).
-    pub(crate) fn read_all(&self, key: &SeriesKey) -> Result<Columns, StoreError> {
-        Ok(self.read(key, i64::MIN, i64::MAX)?.unwrap_or_default())
+/// Walks a segment's series in key order with one page in memory.
+pub(crate) struct Cursor<'s> {
+    segment: &'s Segment,
+    /// Index of the page to load when this one is used up.
+    next_page: usize,
+    /// The current page, sealed; its body is `page[..body_len]`.
+    page: Vec<u8>,
+    body_len: usize,
+    blocks_region: Range<u64>,
+    page_offset: u64,
+    /// Where the next entry starts in the body, its index in the page, and
+    /// how many are left.
+    pos: usize,
+    index: usize,
+    remaining: usize,
+    /// File offset of the entry returned last, for errors.
+    entry_at: u64,
+}
+
+impl Cursor<'_> {
+    /// Loads the next page; false when there is none.
+    fn load_next_page(&mut self) -> Result<bool, StoreError> {
+        let segment = self.segment;
+        let Some(page) = segment.directory.pages.get(self.next_page) else { return Ok(false) };
+        self.body_len = segment.read_page(page, &mut self.page)?.len();
+        self.blocks_region = segment.blocks_region(self.next_page);
+        self.page_offset = page.offset;
+        self.next_page += 1;
+        let reader = PageReader::new(&self.page[..self.body_len], self.blocks_region.clone())
+            .map_err(|e| self.corrupt(e))?;
+        (self.pos, self.index, self.remaining) = (reader.position(), reader.index(), reader.remaining());
+        Ok(true)
+    }
+
+    /// True when the current page is used up and the next one, if any,
+    /// starts outside the range `in_range` describes: the cursor has
+    /// nothing more in the range, and reading that page can be spared.
+    fn used_up_before(&self, in_range: impl Fn(KeyRef<'_>) -> bool) -> bool {
+        let next = self.segment.directory.pages.get(self.next_page);
+        self.remaining == 0 && next.is_none_or(|page| !in_range(KeyRef::from(&page.first_key)))
+    }
+
+    /// A reader of the current page where the cursor stands.
+    fn reader(&self) -> Result<PageReader<'_>, StoreError> {
+        let reader = PageReader::new(&self.page[..self.body_len], self.blocks_region.clone())
+            .map_err(|e| self.corrupt(e))?;
+        Ok(reader.resume(self.pos, self.index))
+    }
+
+    fn corrupt(&self, e: DecodeError) -> StoreError {
+        self.segment.corrupt(self.page_offset + e.offset as u64, e.reason)
+    }
+
+    /// Moves to the first entry of the current page not below `from`.
+    fn seek(&mut self, from: KeyRef<'_>) -> Result<(), StoreError> {
+        let mut reader = self.reader()?;
+        reader.seek(from).map_err(|e| self.corrupt(e))?;
+        (self.pos, self.index, self.remaining) = (reader.position(), reader.index(), reader.remaining());
+        Ok(())
+    }
+
+    /// The next series' key, with its blocks in `blocks`; `None` after the
+    /// last series.
+    pub(crate) fn next(&mut self, blocks: &mut Vec<BlockMeta>) -> Result<Option<KeyRef<'_>>, StoreError> {
+        while self.remaining == 0 {
+            if !self.load_next_page()? {
+                return Ok(None);
+            }
+        }
+        self.entry_at = self.page_offset + self.pos as u64;
+        let body = &self.page[..self.body_len];
+        let entry = PageReader::new(body, self.blocks_region.clone()).and_then(|reader| {
+            let mut reader = reader.resume(self.pos, self.index);
+            let key = reader.next_entry(blocks)?;
+            Ok((key, reader.position(), reader.index(), reader.remaining()))
+        });
+        let (key, pos, index, remaining) = entry.map_err(|e| StoreError::Corrupt {
+            path: self.segment.path.clone(),
+            offset: self.page_offset + e.offset as u64,
+            reason: e.reason,
+        })?;
+        (self.pos, self.index, self.remaining) = (pos, index, remaining);
+        Ok(key)
+    }
+}
+
+/// A segment's series with their blocks as owned values, in key order;
+/// stops after the first error.
+pub(crate) struct Series<'s> {
+    cursor: Cursor<'s>,
+    blocks: Vec<BlockMeta>,
+    done: bool,
+}
+
+impl Iterator for Series<'_> {
+    type Item = Result<IndexEntry, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let key = match self.cursor.next(&mut self.blocks) {
+            Ok(Some(found)) => found.to_key(),
+            Ok(None) => {
+                self.done = true;
+                return None;
+            }
+            Err(e) => {
+                self.done = true;
+                return Some(Err(e));
+            }
+        };
+        match key {
+            Ok(key) => Some(Ok((key, std::mem::take(&mut self.blocks)))),
+            Err(e) => {
+                self.done = true;
+                Some(Err(self.cursor.segment.corrupt(self.cursor.entry_at, e.to_string())))
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use doppel_model::{Provenance, SignalName, TwinId};
 
     fn key(twin: &str) -> SeriesKey {
+        key_of(twin, "heart_rate")
+    }
+
+    fn key_of(twin: &str, signal: &str) -> SeriesKey {
         SeriesKey {
             twin: TwinId::new(twin).unwrap(),
-            signal: SignalName::new("heart_rate").unwrap(),
+            signal: SignalName::new(signal).unwrap(),
             provenance: Provenance::none(),
         }
+    }
+
+    fn read(seg: &Segment, key: &SeriesKey, from: i64, to: i64) -> Option<Columns> {
+        seg.blocks(key).unwrap().map(|blocks| seg.read(&blocks, from, to).unwrap())
     }
 
     #[test]
@@ -391,27 +687,180 @@ mod tests {
         let seg = Segment::open(9, &segment_path(dir.path(), 9)).unwrap();
         assert_eq!(seg.meta, meta);
         assert_eq!(seg.point_count(), 20_001);
-        let all = seg.read_all(&key("a")).unwrap();
+        let all = read(&seg, &key("a"), i64::MIN, i64::MAX).unwrap();
         assert_eq!((all.times, all.values), (times.clone(), values.clone()));
-        let part = seg.read(&key("a"), 60 * 8000, 60 * 8200).unwrap().unwrap();
+        let part = read(&seg, &key("a"), 60 * 8000, 60 * 8200).unwrap();
         assert_eq!(part.times, times[8000..8200].to_vec());
-        assert_eq!(seg.last(&key("a"), 0, 60 * 10_000 + 1).unwrap(), Some((600_000, values[10_000])));
-        assert_eq!(seg.last(&key("b"), 6, 100).unwrap(), None);
-        assert!(seg.read(&key("c"), 0, 1).unwrap().is_none());
+        let a = seg.blocks(&key("a")).unwrap().unwrap();
+        assert_eq!(a.len(), 3);
+        assert_eq!(seg.last(&a, 0, 60 * 10_000 + 1).unwrap(), Some((600_000, values[10_000])));
+        let b = seg.blocks(&key("b")).unwrap().unwrap();
+        assert_eq!(seg.last(&b, 6, 100).unwrap(), None);
+        assert!(seg.blocks(&key("c")).unwrap().is_none());
+    }
+
+    /// Twins `t0000`..: 10 signals each, one or two points per series.
+    fn many_series(twins: usize) -> Vec<(SeriesKey, Columns)> {
+        let mut out = Vec::new();
+        for t in 0..twins {
+            for s in 0..10 {
+                let points = 1 + (t + s) % 2;
+                let times: Vec<i64> = (0..points as i64).map(|i| i * 60 + t as i64).collect();
+                let values = times.iter().map(|&t| t as f64 / 4.0).collect();
+                out.push((key_of(&format!("t{t:04}"), &format!("s{s}")), Columns { times, values }));
+            }
+        }
+        out
+    }
+
+    fn write_many(dir: &Path, twins: usize) -> (Segment, Vec<(SeriesKey, Columns)>) {
+        let series = many_series(twins);
+        write_segment(dir, 1, SegmentMeta::default(), series.clone().into_iter().map(Ok)).unwrap();
+        (Segment::open(1, &segment_path(dir, 1)).unwrap(), series)
     }
 
     #[test]
-    fn damaged_footer_or_index_is_refused_with_an_offset() {
+    fn every_series_of_a_many_page_segment_is_found_and_missing_ones_are_not() {
         let dir = tempfile::tempdir().unwrap();
-        let series = vec![Ok((key("a"), Columns { times: vec![1, 2, 3], values: vec![1.0, 2.0, 3.0] }))];
+        let (seg, series) = write_many(dir.path(), 300);
+        assert!(seg.directory.pages.len() >= 5, "{} pages", seg.directory.pages.len());
+        let points: usize = series.iter().map(|(_, c)| c.len()).sum();
+        assert_eq!(seg.point_count(), points as u64);
+        for (key, cols) in &series {
+            let blocks = seg.blocks(key).unwrap().unwrap_or_else(|| panic!("{key:?} not found"));
+            let got = seg.read(&blocks, i64::MIN, i64::MAX).unwrap();
+            assert_eq!((&got.times, &got.values), (&cols.times, &cols.values));
+        }
+        // Before the first key, between keys, between pages, after the last.
+        let first_of_page_2 = seg.directory.pages[2].first_key.clone();
+        let mut just_before = first_of_page_2.clone();
+        just_before.signal = SignalName::new("r").unwrap();
+        for missing in
+            [key_of("a", "s0"), key_of("t0001", "s05"), just_before, key_of("t0299", "s9x"), key("z")]
+        {
+            assert!(seg.blocks(&missing).unwrap().is_none(), "{missing:?}");
+        }
+    }
+
+    #[test]
+    fn streams_return_every_series_in_order_and_twin_ranges_cross_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let (seg, series) = write_many(dir.path(), 300);
+        let streamed: Vec<SeriesKey> = seg.series().map(|item| item.unwrap().0).collect();
+        assert_eq!(streamed, series.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>());
+        let mut counted = 0;
+        seg.for_each_key(|_| {
+            counted += 1;
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(counted, series.len());
+        // Every twin, including those whose series straddle two pages.
+        for t in [0, 1, 57, 150, 299] {
+            let twin = TwinId::new(&format!("t{t:04}")).unwrap();
+            let expected: Vec<SeriesKey> =
+                series.iter().map(|(k, _)| k.clone()).filter(|k| k.twin == twin).collect();
+            let keys: Vec<SeriesKey> =
+                seg.series_of(&twin, None).unwrap().into_iter().map(|(k, _)| k).collect();
+            assert_eq!(keys, expected, "{twin}");
+            for signal in ["s", "s0", "s5", "s55", "s9", "x"] {
+                let signal = SignalName::new(signal).unwrap();
+                let hits = seg.series_of(&twin, Some(&signal)).unwrap();
+                let expected: Vec<_> =
+                    series.iter().filter(|(k, _)| k.twin == twin && k.signal == signal).collect();
+                assert_eq!(hits.len(), expected.len(), "{twin} {signal}");
+                for ((hit, blocks), (key, cols)) in hits.iter().zip(expected) {
+                    assert_eq!(hit, key);
+                    assert_eq!(seg.read(blocks, i64::MIN, i64::MAX).unwrap().times, cols.times);
+                }
+            }
+        }
+        for absent in ["a", "t0000a", "t1", "z"] {
+            assert!(seg.series_of(&TwinId::new(absent).unwrap(), None).unwrap().is_empty(), "{absent}");
+        }
+        let straddling = seg.directory.pages.iter().any(|page| page.first_key.signal.as_str() != "s0");
+        assert!(straddling, "no twin straddles a page boundary; the test needs one");
+        let from = key_of("t0150", "s4");
+        let mut cursor = seg.cursor_from(KeyRef::from(&from)).unwrap();
+        let mut blocks = Vec::new();
+        assert_eq!(cursor.next(&mut blocks).unwrap(), Some(KeyRef::from(&from)));
+    }
+
+    #[test]
+    fn an_empty_segment_opens_and_holds_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let series = vec![Ok((key("a"), Columns::default()))];
         write_segment(dir.path(), 1, SegmentMeta::default(), series).unwrap();
+        let seg = Segment::open(1, &segment_path(dir.path(), 1)).unwrap();
+        assert_eq!(seg.point_count(), 0);
+        assert!(seg.blocks(&key("a")).unwrap().is_none());
+        assert_eq!(seg.series().count(), 0);
+        assert!(seg.series_of(&TwinId::new("a").unwrap(), None).unwrap().is_empty());
+    }
+
+    /// The byte range of each index page, and where the directory starts.
+    fn index_ranges(seg: &Segment) -> (Vec<Range<u64>>, u64) {
+        let pages: Vec<Range<u64>> = seg.directory.pages.iter().map(|p| p.offset..p.end()).collect();
+        let directory_at = pages.last().map_or(DATA_START, |p| p.end);
+        (pages, directory_at)
+    }
+
+    #[test]
+    fn damaged_pages_directory_or_footer_are_refused_at_open_with_their_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let (seg, _) = write_many(dir.path(), 30);
+        let (pages, directory_at) = index_ranges(&seg);
+        assert!(pages.len() >= 2);
         let path = segment_path(dir.path(), 1);
         let good = std::fs::read(&path).unwrap();
-        for i in (good.len() - FOOTER_BYTES - 10)..good.len() {
+        let page_bytes = pages.iter().flat_map(|p| p.clone()).step_by(3);
+        for i in page_bytes.chain(directory_at..good.len() as u64) {
             let mut bad = good.clone();
-            bad[i] ^= 0x04;
+            bad[i as usize] ^= 0x04;
             std::fs::write(&path, &bad).unwrap();
-            assert!(matches!(Segment::open(1, &path), Err(StoreError::Corrupt { .. })), "flip at {i}");
+            let err = Segment::open(1, &path).err();
+            let Some(StoreError::Corrupt { offset, .. }) = err else { panic!("flip at {i}: {err:?}") };
+            // The offset names the damaged page, or somewhere in the directory and footer.
+            match pages.iter().find(|p| p.contains(&i)) {
+                Some(page) => assert!(page.contains(&offset), "flip at {i} reported at {offset}"),
+                None => assert!(offset >= directory_at, "flip at {i} reported at {offset}"),
+            }
         }
+        std::fs::write(&path, &good[..good.len() - 1]).unwrap();
+        assert!(matches!(Segment::open(1, &path), Err(StoreError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn a_page_or_block_damaged_after_open_fails_reads_as_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let (seg, series) = write_many(dir.path(), 30);
+        let (pages, _) = index_ranges(&seg);
+        let key = &series[0].0;
+        let blocks = seg.blocks(key).unwrap().unwrap();
+        let file = std::fs::OpenOptions::new().write(true).open(segment_path(dir.path(), 1)).unwrap();
+        file.write_all_at(b"\xff", blocks[0].offset + 6).unwrap();
+        assert!(matches!(seg.read(&blocks, i64::MIN, i64::MAX), Err(StoreError::Corrupt { .. })));
+        file.write_all_at(b"\xff", pages[0].start + 3).unwrap();
+        assert!(
+            matches!(seg.blocks(key), Err(StoreError::Corrupt { offset, .. }) if pages[0].contains(&offset))
+        );
+        assert!(matches!(seg.series().next(), Some(Err(StoreError::Corrupt { .. }))));
+        assert!(matches!(seg.series_of(&key.twin, None), Err(StoreError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn a_segment_of_an_older_format_version_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        write_many(dir.path(), 1);
+        let path = segment_path(dir.path(), 1);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let footer_at = bytes.len() - FOOTER_BYTES;
+        bytes[footer_at + 20..footer_at + 24].copy_from_slice(&1u32.to_le_bytes());
+        let crc = crc32fast::hash(&bytes[footer_at..footer_at + 24]);
+        bytes[footer_at + 24..footer_at + 28].copy_from_slice(&crc.to_le_bytes());
+        std::fs::write(&path, &bytes).unwrap();
+        let err = Segment::open(1, &path).err().unwrap();
+        assert!(matches!(err, StoreError::UnsupportedSegmentVersion { found: 1, supported: 2, .. }), "{err}");
+        assert!(err.to_string().contains("version 1"), "{err}");
     }
 }

@@ -3,14 +3,14 @@
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::File;
-use std::ops::Bound;
+use std::ops::{Bound, ControlFlow};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use doppel_model::{Batch, Provenance, Sample, SeriesKey, Span, Timestamp, TwinId, Value};
+use doppel_model::{Batch, Sample, SeriesKey, Span, Timestamp, TwinId, Value};
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::StoreError;
@@ -20,6 +20,8 @@ use crate::config::{
     StoreStats, WalDamage, WriteReceipt,
 };
 use crate::head::{Columns, Head};
+use crate::index::{BlockMeta, IndexEntry};
+use crate::merge::{MergedSeries, SeriesMerge};
 use crate::query::{Aggregate, Bucket, BucketBuilder, RangeQuery, SeriesData};
 use crate::registry::SeriesRegistry;
 use crate::segment::{Segment, SegmentMeta, list_segments, write_segment};
@@ -53,6 +55,25 @@ struct View {
     active: Arc<Head>,
     frozen: Option<(Arc<Head>, u64)>,
     segments: Arc<Vec<Arc<Segment>>>,
+}
+
+/// The series a query matches: their keys across heads and segments, and
+/// each visible segment's blocks of them.
+struct Matches<'v> {
+    /// Sorted, each once.
+    keys: Vec<SeriesKey>,
+    /// Visible segments holding any of them, oldest order first.
+    segments: Vec<(&'v Segment, Vec<IndexEntry>)>,
+}
+
+impl Matches<'_> {
+    /// The segments holding `key`, oldest order first, with its blocks
+    /// in each.
+    fn sources<'a>(&'a self, key: &'a SeriesKey) -> impl Iterator<Item = (&'a Segment, &'a [BlockMeta])> {
+        self.segments.iter().filter_map(move |(segment, hits)| {
+            hits.iter().find(|(k, _)| k == key).map(|(_, blocks)| (*segment, blocks.as_slice()))
+        })
+    }
 }
 
 #[derive(Default)]
@@ -169,11 +190,23 @@ impl Store {
         self.inner.catalog.read().twins.len()
     }
 
-    /// Every series of a twin that holds visible data, sorted.
+    /// Every series of a twin that holds visible data, sorted; empty, with
+    /// the error logged, when a segment's index cannot be read (see
+    /// [`Store::try_series`]).
     pub fn series(&self, twin: &TwinId) -> Vec<SeriesKey> {
+        self.try_series(twin).unwrap_or_else(|error| {
+            tracing::error!(%twin, %error, "cannot list the twin's series");
+            Vec::new()
+        })
+    }
+
+    /// Every series of a twin that holds visible data, sorted. Segment
+    /// indexes are read from disk, so this can fail on a damaged or
+    /// unreadable file.
+    pub fn try_series(&self, twin: &TwinId) -> Result<Vec<SeriesKey>, StoreError> {
         let view = self.inner.view.read().clone();
         let tomb = self.inner.tombstone(twin);
-        self.inner.twin_keys(&view, twin, tomb).into_iter().collect()
+        Ok(self.inner.twin_keys(&view, twin, tomb)?.into_iter().collect())
     }
 
     /// The samples of each matching series in `[from, to)`, sorted by time,
@@ -358,9 +391,10 @@ impl Inner {
 
         let registry = Arc::new(SeriesRegistry::default());
         for segment in &segments {
-            for key in segment.index.keys() {
+            segment.for_each_key(|key| {
                 registry.acquire(key);
-            }
+                ControlFlow::Continue(())
+            })?;
         }
         let head = Head::new(Arc::clone(&registry));
         let wal_files = list_wal_files(&wal_dir)?;
@@ -453,7 +487,7 @@ impl Inner {
         let _gate = self.gate.write();
         let view = self.view.read().clone();
         let existed = self.catalog.read().twins.contains_key(id)
-            || !self.twin_keys(&view, id, self.tombstone(id)).is_empty();
+            || !self.twin_keys(&view, id, self.tombstone(id))?.is_empty();
         if !existed {
             return Ok(false);
         }
@@ -480,22 +514,45 @@ impl Inner {
         view.segments.iter().rev().filter(move |s| tomb.is_none_or(|mark| s.meta.order > mark))
     }
 
-    fn twin_keys(&self, view: &View, twin: &TwinId, tomb: Option<u64>) -> BTreeSet<SeriesKey> {
+    fn twin_keys(
+        &self,
+        view: &View,
+        twin: &TwinId,
+        tomb: Option<u64>,
+    ) -> Result<BTreeSet<SeriesKey>, StoreError> {
         let mut keys: BTreeSet<SeriesKey> = view.active.keys_of(twin).into_iter().collect();
         if let Some((frozen, _)) = &view.frozen {
             keys.extend(frozen.keys_of(twin));
         }
         for segment in Self::visible_segments(view, tomb) {
-            keys.extend(segment_keys_of(segment, twin));
+            keys.extend(segment.series_of(twin, None)?.into_iter().map(|(key, _)| key));
         }
-        keys
+        Ok(keys)
     }
 
-    fn matching_keys(&self, view: &View, q: &RangeQuery, tomb: Option<u64>) -> Vec<SeriesKey> {
-        self.twin_keys(view, &q.twin, tomb)
-            .into_iter()
-            .filter(|k| k.signal == q.signal && k.provenance.matches(&q.provenance))
-            .collect()
+    /// The series `q` matches and where the visible segments hold them,
+    /// reading each segment's index once.
+    fn matches<'v>(
+        &self,
+        view: &'v View,
+        q: &RangeQuery,
+        tomb: Option<u64>,
+    ) -> Result<Matches<'v>, StoreError> {
+        let wanted = |k: &SeriesKey| k.signal == q.signal && k.provenance.matches(&q.provenance);
+        let mut keys: BTreeSet<SeriesKey> = view.active.keys_of(&q.twin).into_iter().filter(wanted).collect();
+        if let Some((frozen, _)) = &view.frozen {
+            keys.extend(frozen.keys_of(&q.twin).into_iter().filter(wanted));
+        }
+        let mut segments = Vec::new();
+        for segment in Self::visible_segments(view, tomb) {
+            let mut hits = segment.series_of(&q.twin, Some(&q.signal))?;
+            hits.retain(|(key, _)| wanted(key));
+            if !hits.is_empty() {
+                keys.extend(hits.iter().map(|(key, _)| key.clone()));
+                segments.push((segment.as_ref(), hits));
+            }
+        }
+        Ok(Matches { keys: keys.into_iter().collect(), segments })
     }
 
     /// Each matching series' columns in range, last write winning.
@@ -504,23 +561,22 @@ impl Inner {
         let tomb = self.tombstone(&q.twin);
         let (from, to) = (q.from.as_nanos(), q.to.as_nanos());
         let mut out = Vec::new();
-        for key in self.matching_keys(&view, q, tomb) {
+        let matches = self.matches(&view, q, tomb)?;
+        for key in &matches.keys {
             let mut merged = Columns::default();
-            for segment in Self::visible_segments(&view, tomb) {
-                if let Some(cols) = segment.read(&key, from, to)? {
-                    merged = merge_lww(merged, cols);
-                }
+            for (segment, blocks) in matches.sources(key) {
+                merged = merge_lww(merged, segment.read(blocks, from, to)?);
             }
             if let Some((frozen, _)) = &view.frozen
-                && let Some(cols) = frozen.read(&key, from, to)
+                && let Some(cols) = frozen.read(key, from, to)
             {
                 merged = merge_lww(merged, cols);
             }
-            if let Some(cols) = view.active.read(&key, from, to) {
+            if let Some(cols) = view.active.read(key, from, to) {
                 merged = merge_lww(merged, cols);
             }
             if !merged.times.is_empty() {
-                out.push((key, merged));
+                out.push((key.clone(), merged));
             }
         }
         Ok(out)
@@ -539,21 +595,22 @@ impl Inner {
         let view = self.view.read().clone();
         let tomb = self.tombstone(&q.twin);
         let (from, to) = (q.from.as_nanos(), q.to.as_nanos());
-        let keys = self.matching_keys(&view, q, tomb);
-        let [key] = keys.as_slice() else { return Ok(false) };
+        let matches = self.matches(&view, q, tomb)?;
+        let [key] = matches.keys.as_slice() else { return Ok(false) };
         let in_head = view.active.has_data(key, from, to)
             || view.frozen.as_ref().is_some_and(|(frozen, _)| frozen.has_data(key, from, to));
         if in_head {
             return Ok(false);
         }
-        let mut sources = Self::visible_segments(&view, tomb).filter(|s| s.overlaps(key, from, to));
-        let (Some(segment), None) = (sources.next(), sources.next()) else { return Ok(false) };
-        let cuts = scan_cuts(segment, key, from, to);
+        let mut sources =
+            matches.sources(key).filter(|(_, blocks)| blocks.iter().any(|b| b.overlaps(from, to)));
+        let (Some((segment, blocks)), None) = (sources.next(), sources.next()) else { return Ok(false) };
+        let cuts = scan_cuts(blocks, from, to);
         if cuts.is_empty() {
-            segment.scan(key, from, to, |times, values| builder.push(times, values))?;
+            segment.scan(blocks, from, to, |times, values| builder.push(times, values))?;
             return Ok(true);
         }
-        scan_in_parallel(segment, key, from, to, &cuts, builder)?;
+        scan_in_parallel(segment, blocks, from, to, &cuts, builder)?;
         Ok(true)
     }
 
@@ -562,7 +619,8 @@ impl Inner {
         let tomb = self.tombstone(&q.twin);
         let (from, to) = (q.from.as_nanos(), q.to.as_nanos());
         let mut best: Option<(SeriesKey, i64, f64)> = None;
-        for key in self.matching_keys(&view, q, tomb) {
+        let matches = self.matches(&view, q, tomb)?;
+        for key in &matches.keys {
             // Sources from oldest to newest: a later source's equal time wins.
             let mut candidate: Option<(i64, f64)> = None;
             let mut consider = |found: Option<(i64, f64)>| {
@@ -572,17 +630,17 @@ impl Inner {
                     candidate = Some((t, v));
                 }
             };
-            for segment in Self::visible_segments(&view, tomb) {
-                consider(segment.last(&key, from, to)?);
+            for (segment, blocks) in matches.sources(key) {
+                consider(segment.last(blocks, from, to)?);
             }
             if let Some((frozen, _)) = &view.frozen {
-                consider(frozen.last(&key, from, to));
+                consider(frozen.last(key, from, to));
             }
-            consider(view.active.last(&key, from, to));
+            consider(view.active.last(key, from, to));
             if let Some((t, v)) = candidate
                 && best.as_ref().is_none_or(|(_, bt, _)| t > *bt)
             {
-                best = Some((key, t, v));
+                best = Some((key.clone(), t, v));
             }
         }
         Ok(best.and_then(|(key, t, v)| {
@@ -647,9 +705,7 @@ impl Inner {
         report.segment_bytes += segment.bytes;
         // The segment takes its references before the head gives up its
         // own, so no series is ever uncounted in between.
-        for key in segment.index.keys() {
-            self.registry.acquire(key);
-        }
+        self.register(&segment)?;
         {
             let mut view = self.view.write();
             let mut segments: Vec<Arc<Segment>> = view.segments.iter().cloned().collect();
@@ -660,6 +716,34 @@ impl Inner {
         }
         frozen.retire();
         Ok(())
+    }
+
+    /// Takes the series registry's references for every series of a new
+    /// segment. Its index is read back from disk (pages just written, so
+    /// from the page cache); if that fails, the references taken so far
+    /// are given back and the error returned.
+    fn register(&self, segment: &Segment) -> Result<(), StoreError> {
+        let mut taken = 0usize;
+        let result = segment.for_each_key(|key| {
+            self.registry.acquire(key);
+            taken += 1;
+            ControlFlow::Continue(())
+        });
+        if result.is_err() {
+            let rollback = segment.for_each_key(|key| {
+                if taken == 0 {
+                    return ControlFlow::Break(());
+                }
+                self.registry.release(key);
+                taken -= 1;
+                ControlFlow::Continue(())
+            });
+            if let Err(error) = rollback {
+                let segment = segment.path.display();
+                tracing::error!(%segment, %error, "cannot give back a segment's series references");
+            }
+        }
+        result
     }
 
     fn snapshot_catalog(&self, report: &mut FlushReport) -> Result<(), StoreError> {
@@ -710,20 +794,19 @@ impl Inner {
             wal_start: inputs.iter().map(|s| s.meta.wal_start).max().unwrap_or(0),
             replaced: inputs.iter().map(|s| s.id).collect(),
         };
-        let keys: BTreeSet<&SeriesKey> = inputs.iter().flat_map(|s| s.index.keys()).collect();
         let (mut dropped_deleted, mut dropped_retention) = (0u64, 0u64);
-        let series = keys.into_iter().map(|key| {
+        let series = SeriesMerge::new(inputs.iter().map(Arc::as_ref))?.map(|item| {
+            let MergedSeries { key, holders } = item?;
             let tomb = tombstones.get(&key.twin).copied();
             let mut merged = Columns::default();
-            for segment in &inputs {
+            // Holders come in input order, oldest segment order first.
+            for (input, blocks) in holders {
+                let segment = &inputs[input];
                 if tomb.is_some_and(|mark| segment.meta.order <= mark) {
-                    let blocks = segment.index.get(key).map(Vec::as_slice).unwrap_or_default();
                     dropped_deleted += blocks.iter().map(|b| u64::from(b.count)).sum::<u64>();
                     continue;
                 }
-                if segment.index.contains_key(key) {
-                    merged = merge_lww(merged, segment.read_all(key)?);
-                }
+                merged = merge_lww(merged, segment.read(&blocks, i64::MIN, i64::MAX)?);
             }
             if let Some(span) = retention.for_signal(&key.signal) {
                 let cutoff = now.saturating_sub(span.as_nanos());
@@ -732,7 +815,7 @@ impl Inner {
                 merged.times.drain(..keep_from);
                 merged.values.drain(..keep_from);
             }
-            Ok((key.clone(), merged))
+            Ok((key, merged))
         });
         let segment = write_segment(&self.segment_dir, id, meta, series)?;
         report.points_dropped_deleted = dropped_deleted;
@@ -740,9 +823,7 @@ impl Inner {
         report.points_out = segment.point_count();
         report.bytes_after = segment.bytes;
         let replaced: HashSet<u64> = segment.meta.replaced.iter().copied().collect();
-        for key in segment.index.keys() {
-            self.registry.acquire(key);
-        }
+        self.register(&segment)?;
         {
             let mut view = self.view.write();
             let mut segments: Vec<Arc<Segment>> =
@@ -751,8 +832,18 @@ impl Inner {
             segments.sort_by_key(|s| std::cmp::Reverse(s.meta.order));
             view.segments = Arc::new(segments);
         }
-        for key in inputs.iter().flat_map(|s| s.index.keys()) {
-            self.registry.release(key);
+        for input in &inputs {
+            // The inputs are out of the view already, so a failure here
+            // only leaves the series gauge too high; it is not the
+            // compaction's failure.
+            let released = input.for_each_key(|key| {
+                self.registry.release(key);
+                ControlFlow::Continue(())
+            });
+            if let Err(error) = released {
+                let segment = input.path.display();
+                tracing::error!(%segment, %error, "cannot release a compacted segment's series from the count");
+            }
         }
         for input in &inputs {
             match std::fs::remove_file(&input.path) {
@@ -848,14 +939,12 @@ fn scan_thread_budget() -> usize {
     })
 }
 
-/// Where to split a scan of `key` in `[from, to)` across threads: the start
-/// times of the blocks that begin each part after the first, so that every
-/// block is decoded by exactly one thread. Empty when the range has too few
-/// blocks to pay for a thread.
-fn scan_cuts(segment: &Segment, key: &SeriesKey, from: i64, to: i64) -> Vec<i64> {
-    let Some(blocks) = segment.index.get(key) else { return Vec::new() };
-    let in_range: Vec<i64> =
-        blocks.iter().filter(|b| b.max_time >= from && b.min_time < to).map(|b| b.min_time).collect();
+/// Where to split a scan of one series' `blocks` in `[from, to)` across
+/// threads: the start times of the blocks that begin each part after the
+/// first, so that every block is decoded by exactly one thread. Empty when
+/// the range has too few blocks to pay for a thread.
+fn scan_cuts(blocks: &[BlockMeta], from: i64, to: i64) -> Vec<i64> {
+    let in_range: Vec<i64> = blocks.iter().filter(|b| b.overlaps(from, to)).map(|b| b.min_time).collect();
     let parts = scan_thread_budget().min(in_range.len() / MIN_BLOCKS_PER_SCAN_THREAD);
     if parts < 2 {
         return Vec::new();
@@ -866,12 +955,13 @@ fn scan_cuts(segment: &Segment, key: &SeriesKey, from: i64, to: i64) -> Vec<i64>
     (1..parts).map(|part| in_range[part * in_range.len() / parts]).collect()
 }
 
-/// Streams `key` in `[from, to)` into `builder` on `cuts.len() + 1`
-/// threads, each decoding a contiguous run of blocks; the parts are joined
-/// in time order so the buckets equal a sequential scan's bit for bit.
+/// Streams one series' `blocks` in `[from, to)` into `builder` on
+/// `cuts.len() + 1` threads, each decoding a contiguous run of blocks; the
+/// parts are joined in time order so the buckets equal a sequential scan's
+/// bit for bit.
 fn scan_in_parallel(
     segment: &Segment,
-    key: &SeriesKey,
+    blocks: &[BlockMeta],
     from: i64,
     to: i64,
     cuts: &[i64],
@@ -886,11 +976,12 @@ fn scan_in_parallel(
         let mut handles = Vec::with_capacity(tails.len());
         for (tail, range) in tails.iter_mut().zip(bounds.windows(2).skip(1)) {
             let (start, end) = (range[0], range[1]);
-            let work = move || segment.scan(key, start, end, |times, values| tail.push(times, values));
+            let work = move || segment.scan(blocks, start, end, |times, values| tail.push(times, values));
             handles
                 .push(std::thread::Builder::new().name("doppel-store-scan".into()).spawn_scoped(scope, work));
         }
-        let mut result = segment.scan(key, bounds[0], bounds[1], |times, values| builder.push(times, values));
+        let mut result =
+            segment.scan(blocks, bounds[0], bounds[1], |times, values| builder.push(times, values));
         for handle in handles {
             let part = match handle {
                 Ok(handle) => handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
@@ -908,25 +999,6 @@ fn scan_in_parallel(
         builder.join(tail);
     }
     Ok(())
-}
-
-/// The keys of `twin` in a segment's index, found by a range scan from the
-/// twin's smallest possible key.
-fn segment_keys_of(segment: &Segment, twin: &TwinId) -> Vec<SeriesKey> {
-    // The empty provenance sorts first, and "A" is the smallest valid signal
-    // name (names start with a letter or '_', and 'A' < '_' < 'a').
-    match doppel_model::SignalName::new("A") {
-        Ok(signal) => {
-            let lower = SeriesKey { twin: twin.clone(), signal, provenance: Provenance::none() };
-            segment
-                .index
-                .range(lower..)
-                .take_while(|(k, _)| &k.twin == twin)
-                .map(|(k, _)| k.clone())
-                .collect()
-        }
-        Err(_) => segment.index.keys().filter(|k| &k.twin == twin).cloned().collect(),
-    }
 }
 
 fn load_segments(dir: &Path, report: &mut RecoveryReport) -> Result<Vec<Segment>, StoreError> {
@@ -1023,7 +1095,7 @@ fn replay_wal(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use doppel_model::{BatchBuilder, SignalName};
+    use doppel_model::{BatchBuilder, Provenance, SignalName};
     use proptest::prelude::*;
 
     /// The series count the slow way, as `stats` computed it before the
@@ -1035,7 +1107,7 @@ mod tests {
             keys.extend(frozen.all_keys());
         }
         for segment in view.segments.iter() {
-            keys.extend(segment.index.keys().cloned());
+            keys.extend(segment.series().map(|item| item.unwrap().0));
         }
         keys.len()
     }
@@ -1081,7 +1153,8 @@ mod tests {
         aggs: &[Aggregate],
     ) -> Vec<Bucket> {
         let mut builder = BucketBuilder::new(every, from, aggs);
-        segment.scan(&heart_rate_key(), from, to, |t, v| builder.push(t, v)).unwrap();
+        let blocks = segment.blocks(&heart_rate_key()).unwrap().unwrap();
+        segment.scan(&blocks, from, to, |t, v| builder.push(t, v)).unwrap();
         builder.finish()
     }
 
@@ -1097,7 +1170,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (segment, times) = many_block_segment(dir.path());
         let key = heart_rate_key();
-        let blocks = segment.index[&key].clone();
+        let blocks = segment.blocks(&key).unwrap().unwrap();
         assert!(blocks.len() >= 10);
         let (first, last) = (times[0], times[times.len() - 1]);
         let ranges = [
@@ -1123,7 +1196,7 @@ mod tests {
                 for parts in [2, 3, in_range.len()] {
                     let cuts: Vec<i64> = (1..parts).map(|p| in_range[p * in_range.len() / parts]).collect();
                     let mut builder = BucketBuilder::new(every, from, &Aggregate::ALL);
-                    scan_in_parallel(&segment, &key, from, to, &cuts, &mut builder).unwrap();
+                    scan_in_parallel(&segment, &blocks, from, to, &cuts, &mut builder).unwrap();
                     assert_eq!(
                         bits(&builder.finish()),
                         bits(&expected),
@@ -1139,19 +1212,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (segment, times) = many_block_segment(dir.path());
         let key = heart_rate_key();
-        let blocks = &segment.index[&key];
-        let whole = scan_cuts(&segment, &key, i64::MIN, i64::MAX);
+        let blocks = segment.blocks(&key).unwrap().unwrap();
+        let whole = scan_cuts(&blocks, i64::MIN, i64::MAX);
         if scan_thread_budget() >= 2 {
             assert!(!whole.is_empty());
             assert!(whole.iter().all(|cut| blocks.iter().any(|b| b.min_time == *cut)));
         }
-        // Two blocks, and ranges holding no data at all.
-        assert!(scan_cuts(&segment, &key, blocks[0].min_time, blocks[1].max_time).is_empty());
-        assert!(scan_cuts(&segment, &key, times[times.len() - 1] + 1, i64::MAX).is_empty());
-        assert!(scan_cuts(&segment, &key, i64::MIN, times[0]).is_empty());
-        let mut other = key.clone();
-        other.signal = SignalName::new("steps").unwrap();
-        assert!(scan_cuts(&segment, &other, i64::MIN, i64::MAX).is_empty());
+        // Two blocks, ranges holding no data at all, and no blocks.
+        assert!(scan_cuts(&blocks, blocks[0].min_time, blocks[1].max_time).is_empty());
+        assert!(scan_cuts(&blocks, times[times.len() - 1] + 1, i64::MAX).is_empty());
+        assert!(scan_cuts(&blocks, i64::MIN, times[0]).is_empty());
+        assert!(scan_cuts(&[], i64::MIN, i64::MAX).is_empty());
     }
 
     #[test]

@@ -256,3 +256,64 @@ fn twins_put_together_share_one_fsync_and_survive_reopen() {
     assert_eq!(store.twin_count(), 50);
     assert!(store.twin(&TwinId::new("t49").unwrap()).is_some());
 }
+
+/// The segment files of a store, sorted by id.
+fn segment_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("segments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Two flushed segments, one series each: alice's heart rate, then bob's.
+fn two_segments(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let store = Store::open(config(dir)).unwrap();
+    store.write(&batch(&key("alice", "heart_rate", None), &[(1, 60.0)])).unwrap();
+    store.flush().unwrap();
+    store.write(&batch(&key("bob", "heart_rate", None), &[(2, 70.0)])).unwrap();
+    store.flush().unwrap();
+    drop(store);
+    segment_files(dir)
+}
+
+#[test]
+fn a_segment_with_a_damaged_index_page_is_set_aside_at_open_and_the_rest_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let segments = two_segments(dir.path());
+    let mut bytes = std::fs::read(&segments[0]).unwrap();
+    // The footer's first field is where the directory starts; the index
+    // page ends just before it (its last 4 bytes are its seal).
+    let footer_at = bytes.len() - 36;
+    let directory_at = u64::from_le_bytes(bytes[footer_at..footer_at + 8].try_into().unwrap()) as usize;
+    bytes[directory_at - 6] ^= 0x01;
+    std::fs::write(&segments[0], &bytes).unwrap();
+    let store = Store::open(config(dir.path())).unwrap();
+    let discarded = &store.recovery_report().segments_discarded;
+    assert_eq!(discarded.len(), 1, "{discarded:?}");
+    assert_eq!(discarded[0].file, segments[0]);
+    assert!(discarded[0].reason.contains("index page"), "{}", discarded[0].reason);
+    assert!(discarded[0].moved_to.exists());
+    assert!(pairs(&store, &key("alice", "heart_rate", None)).is_empty());
+    assert_eq!(pairs(&store, &key("bob", "heart_rate", None)), vec![(2, 70.0)]);
+    assert_eq!(store.stats().series, 1);
+}
+
+#[test]
+fn a_segment_of_an_older_format_stops_the_open_with_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let segments = two_segments(dir.path());
+    let mut bytes = std::fs::read(&segments[1]).unwrap();
+    let footer_at = bytes.len() - 36;
+    bytes[footer_at + 20..footer_at + 24].copy_from_slice(&1u32.to_le_bytes());
+    let crc = crc32fast::hash(&bytes[footer_at..footer_at + 24]);
+    bytes[footer_at + 24..footer_at + 28].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&segments[1], &bytes).unwrap();
+    let err = Store::open(config(dir.path())).err().expect("an old segment must stop the open");
+    let message = err.to_string();
+    assert!(matches!(err, doppel_store::StoreError::UnsupportedSegmentVersion { found: 1, .. }), "{message}");
+    assert!(message.contains(&segments[1].display().to_string()), "{message}");
+    assert!(segments[1].exists(), "the old segment must be left in place");
+}
