@@ -155,7 +155,7 @@ impl Engine {
     /// A twin's live state under `model`, rebuilt from its stored history.
     fn rebuild_live(&self, id: &TwinId, model: Arc<ModelDef>) -> Result<LiveTwin, EngineError> {
         let mut live = LiveTwin::new(model);
-        for key in self.store.series(id) {
+        for key in self.store.series(id)? {
             self.restore_series(&mut live, &key)?;
         }
         Ok(live)

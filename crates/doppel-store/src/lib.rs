@@ -62,6 +62,7 @@ mod frame;
 mod head;
 mod index;
 mod key_ref;
+mod memory;
 mod merge;
 mod query;
 mod registry;

@@ -190,20 +190,10 @@ impl Store {
         self.inner.catalog.read().twins.len()
     }
 
-    /// Every series of a twin that holds visible data, sorted; empty, with
-    /// the error logged, when a segment's index cannot be read (see
-    /// [`Store::try_series`]).
-    pub fn series(&self, twin: &TwinId) -> Vec<SeriesKey> {
-        self.try_series(twin).unwrap_or_else(|error| {
-            tracing::error!(%twin, %error, "cannot list the twin's series");
-            Vec::new()
-        })
-    }
-
     /// Every series of a twin that holds visible data, sorted. Segment
     /// indexes are read from disk, so this can fail on a damaged or
     /// unreadable file.
-    pub fn try_series(&self, twin: &TwinId) -> Result<Vec<SeriesKey>, StoreError> {
+    pub fn series(&self, twin: &TwinId) -> Result<Vec<SeriesKey>, StoreError> {
         let view = self.inner.view.read().clone();
         let tomb = self.inner.tombstone(twin);
         Ok(self.inner.twin_keys(&view, twin, tomb)?.into_iter().collect())
@@ -673,6 +663,8 @@ impl Inner {
             (active, order, wal_start)
         };
         self.write_frozen(&frozen, order, wal_start, &mut report)?;
+        drop(frozen);
+        crate::memory::release_freed_memory();
         self.snapshot_catalog(&mut report)?;
         report.wal_files_removed += self.remove_wal_before(wal_start)?;
         self.counters.flushes.fetch_add(1, Ordering::Relaxed);

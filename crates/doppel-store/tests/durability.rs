@@ -134,7 +134,7 @@ fn a_deleted_twin_is_invisible_and_not_resurrected_by_re_creation_or_reopen() {
         assert!(!store.delete_twin(&TwinId::new("nobody").unwrap()).unwrap());
         assert!(store.twin(&TwinId::new("bob").unwrap()).is_none());
         assert!(pairs(&store, &k).is_empty());
-        assert!(store.series(&TwinId::new("bob").unwrap()).is_empty());
+        assert!(store.series(&TwinId::new("bob").unwrap()).unwrap().is_empty());
         store.put_twin(&twin("bob")).unwrap();
         store.write(&batch(&k, &[(3, 30.0)])).unwrap();
         assert_eq!(pairs(&store, &k), vec![(3, 30.0)]);
