@@ -3,7 +3,9 @@
 //! This crate turns an [`Engine`] into a network service: InfluxDB-compatible
 //! line-protocol writes, JSON points, twin management, range and aggregate
 //! reads, live events over Server-Sent Events and WebSocket, health,
-//! Prometheus metrics and an OpenAPI document describing all of it.
+//! Prometheus metrics and an OpenAPI document describing all of it, over
+//! plain HTTP or TLS (with optional client certificates, whose verified
+//! identity reaches handlers as a [`ClientCertificate`]).
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -27,30 +29,37 @@
 //! every size a client controls has a named limit (`limits.rs`). This crate
 //! knows nothing of storage formats or how the engine keeps live state.
 
+mod client_cert;
 mod limits;
+mod listener;
 mod openapi;
 mod ops;
 mod points;
 mod problem;
 mod signals;
 mod stream;
+mod tls;
 mod twins;
 mod write;
+mod x509;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
 use doppel_engine::Engine;
-use tokio::sync::watch;
 
+pub use client_cert::{ClientCertificate, Sha256Fingerprint};
 pub use limits::{
-    DEFAULT_MAX_BATCH_POINTS, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_JSON_POINTS, DEFAULT_REQUEST_TIMEOUT_MS,
+    DEFAULT_HEADER_READ_TIMEOUT_MS, DEFAULT_MAX_BATCH_POINTS, DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_JSON_POINTS, DEFAULT_REQUEST_TIMEOUT_MS, MIN_MAX_HEADER_BYTES,
 };
 pub use openapi::openapi;
+pub use tls::{ClientAuth, DEFAULT_TLS_RELOAD_POLL_MS, TlsConfig};
 
 /// Where the server listens when nothing else is configured (DESIGN.md
 /// "Contracts": `127.0.0.1:7780`, loopback so a fresh install is not exposed).
@@ -71,6 +80,16 @@ pub struct ServerConfig {
     /// Time a request may take to produce its answer before it gets 408.
     /// Streams (SSE, WebSocket) are bounded only while their answer starts.
     pub request_timeout: Duration,
+    /// Time a new connection has to finish its TLS handshake and send its
+    /// first request head, and an HTTP/1 connection has to send each later
+    /// one; a slow or silent client is disconnected after it.
+    pub header_read_timeout: Duration,
+    /// Largest HTTP/1 request head (request line and headers) in bytes,
+    /// and largest HTTP/2 header list; larger heads get 431. At least
+    /// [`MIN_MAX_HEADER_BYTES`].
+    pub max_header_bytes: usize,
+    /// Serve HTTPS with this certificate instead of plain HTTP.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for ServerConfig {
@@ -81,6 +100,9 @@ impl Default for ServerConfig {
             max_batch_points: DEFAULT_MAX_BATCH_POINTS,
             max_json_points: DEFAULT_MAX_JSON_POINTS,
             request_timeout: Duration::from_millis(DEFAULT_REQUEST_TIMEOUT_MS),
+            header_read_timeout: Duration::from_millis(DEFAULT_HEADER_READ_TIMEOUT_MS),
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            tls: None,
         }
     }
 }
@@ -96,38 +118,89 @@ pub enum ServerError {
         /// What the operating system said.
         source: std::io::Error,
     },
-    /// Accepting or serving connections failed.
-    #[error("server failed: {0}")]
-    Io(#[from] std::io::Error),
+    /// [`ServerConfig::max_header_bytes`] is below what HTTP/1 needs.
+    #[error("max_header_bytes = {bytes} is too small: the least is {minimum}")]
+    HeaderLimitTooSmall {
+        /// The configured limit.
+        bytes: usize,
+        /// [`MIN_MAX_HEADER_BYTES`].
+        minimum: usize,
+    },
+    /// A certificate, key or CA file could not be read.
+    #[error("cannot read TLS file {}: {source}", path.display())]
+    TlsFile {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// A TLS file is not valid PEM.
+    #[error("TLS file {} is not valid PEM: {reason}", path.display())]
+    TlsPem {
+        /// The file.
+        path: PathBuf,
+        /// What the PEM reader said.
+        reason: String,
+    },
+    /// A certificate chain or CA bundle file holds no certificate.
+    #[error("TLS file {} holds no certificate (expected \"-----BEGIN CERTIFICATE-----\" blocks)", path.display())]
+    NoCertificate {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The private key file holds no key.
+    #[error("TLS key file {} holds no private key (expected a \"-----BEGIN ... PRIVATE KEY-----\" block)", path.display())]
+    NoPrivateKey {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The private key is unusable or does not belong to the certificate.
+    #[error("TLS key {} cannot serve certificate {}: {reason}", key.display(), certificate.display())]
+    TlsKey {
+        /// The private key file.
+        key: PathBuf,
+        /// The certificate chain file.
+        certificate: PathBuf,
+        /// What rustls said.
+        reason: String,
+    },
+    /// The client CA bundle cannot verify client certificates.
+    #[error("client CA bundle {}: {reason}", path.display())]
+    ClientCaBundle {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// rustls refused the TLS settings.
+    #[error("cannot set up TLS: {0}")]
+    TlsSetup(String),
+    /// A client certificate is not well-formed DER.
+    #[error("malformed client certificate: {part}: {problem}")]
+    MalformedClientCertificate {
+        /// The structure being read.
+        part: &'static str,
+        /// What was wrong there.
+        problem: &'static str,
+    },
 }
 
-/// What every handler shares: the engine, the limits, the request metrics
-/// and the shutdown signal long-lived streams watch.
+/// What every handler shares: the engine, the limits and the request
+/// metrics. (The shutdown signal streams watch comes with each request,
+/// from the accept loop.)
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub(crate) engine: Arc<Engine>,
     pub(crate) limits: Arc<ServerConfig>,
     pub(crate) metrics: Arc<ops::HttpMetrics>,
-    pub(crate) shutdown: watch::Receiver<bool>,
 }
 
 /// Builds the API as an axum [`Router`], for tests and for embedding in a
-/// larger service. Streams opened through this router end only when the
-/// client leaves; use [`serve`] or [`serve_listener`] for graceful shutdown.
+/// larger service. Served by [`serve_router`], its streams end on graceful
+/// shutdown; served any other way, they end only when the client leaves.
 pub fn router(engine: Arc<Engine>, config: &ServerConfig) -> Router {
-    // Nobody will signal shutdown here; streams treat a dropped sender as
-    // "never" (see `stream::shutdown_requested`).
-    let (_sender, receiver) = watch::channel(false);
-    build_router(engine, config, receiver)
-}
-
-fn build_router(engine: Arc<Engine>, config: &ServerConfig, shutdown: watch::Receiver<bool>) -> Router {
-    let state = AppState {
-        engine,
-        limits: Arc::new(config.clone()),
-        metrics: Arc::new(ops::HttpMetrics::default()),
-        shutdown,
-    };
+    let state =
+        AppState { engine, limits: Arc::new(config.clone()), metrics: Arc::new(ops::HttpMetrics::default()) };
     let api = Router::new()
         .route("/api/v2/write", post(write::write_v2))
         .route("/write", post(write::write_v1))
@@ -174,29 +247,24 @@ pub async fn serve_listener(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let (sender, receiver) = watch::channel(false);
-    let app = build_router(engine, &config, receiver);
-    if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "doppel API listening");
-    }
-    // Events are small writes that must leave at once: without TCP_NODELAY,
-    // Nagle's algorithm holds them until the peer's delayed ACK (tens of
-    // milliseconds), which is most of a stream subscriber's tail latency.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
-        if let Err(err) = stream.set_nodelay(true) {
-            tracing::debug!(%err, "cannot set TCP_NODELAY on a connection");
-        }
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down: closing streams, finishing requests in flight");
-            // Streams (SSE, WebSocket) watch this and end, so graceful
-            // shutdown does not wait on subscribers forever.
-            let _ = sender.send(true);
-        })
-        .await?;
-    Ok(())
+    let app = router(engine, &config);
+    serve_router(listener, app, config, shutdown).await
+}
+
+/// Serves any router on `listener` with the connection limits and TLS of
+/// `config` until `shutdown` completes, then stops accepting, ends the
+/// streams of [`router`] and waits for requests in flight. For embedders
+/// that extend the API, and tests that need a route of their own.
+/// Handlers find the client's certificate, when there is one, as a
+/// [`ClientCertificate`] request extension.
+pub async fn serve_router(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let tls = config.tls.as_ref().map(tls::Tls::load).transpose()?;
+    listener::serve(listener, app, &config, tls, shutdown).await
 }
 
 /// Runs a blocking engine call off the async workers. A panic inside the

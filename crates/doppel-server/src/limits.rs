@@ -1,6 +1,6 @@
 //! Limits on what one client may ask of the server, and the code that
 //! enforces them: body size (as sent and after gzip inflation), request
-//! time, page sizes. Every limit is a named constant with its reason; the
+//! time, request heads, page sizes. Every limit is a named constant with its reason; the
 //! ones operators tune are also fields of [`crate::ServerConfig`].
 
 use std::io::Read;
@@ -34,6 +34,23 @@ pub const DEFAULT_MAX_JSON_POINTS: usize = doppel_protocols::json_points::MAX_JS
 /// batch on a slow disk, short enough that a stuck client or engine call
 /// does not hold a connection slot forever.
 pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 30_000;
+
+/// Default time a client has to send a request head (and, on a new TLS
+/// connection, to finish the handshake first): generous for a phone on a
+/// poor network, short enough that connections opened and left silent
+/// (slowloris) are closed within seconds. It also closes HTTP/1
+/// keep-alive connections idle this long.
+pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 30_000;
+
+/// Default largest request head in bytes: a request line and headers,
+/// including a long bearer token and cookies, fit several times over
+/// (common servers allow 8 to 32 KiB), and a connection's read buffer
+/// stays small.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// Smallest allowed [`crate::ServerConfig::max_header_bytes`]: hyper's
+/// HTTP/1 read buffer cannot be smaller than 8 KiB.
+pub const MIN_MAX_HEADER_BYTES: usize = 8 * 1024;
 
 /// Default page size of `GET /api/v1/twins`.
 pub const DEFAULT_LIST_LIMIT: usize = 100;

@@ -29,6 +29,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::limits::{KEEP_ALIVE_INTERVAL_MS, MAX_SUBSCRIPTION_ITEMS, MAX_WS_MESSAGE_BYTES};
+use crate::listener::ShutdownSignal;
 use crate::problem::{ApiError, Problem};
 
 /// WebSocket close code "going away" (RFC 6455 §7.4.1), sent on shutdown.
@@ -142,7 +143,7 @@ impl Filter {
 }
 
 /// Completes when the server shuts down; never, if nobody can signal it
-/// (a router built without [`crate::serve`]).
+/// (a router served by something other than this crate's accept loop).
 pub(crate) async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) {
     if shutdown.wait_for(|stopping| *stopping).await.is_err() {
         std::future::pending::<()>().await;
@@ -176,6 +177,7 @@ fn comma_list(text: Option<String>) -> Option<Vec<String>> {
 )]
 pub(crate) async fn twin_events(
     State(state): State<AppState>,
+    ShutdownSignal(shutdown): ShutdownSignal,
     Path(id): Path<String>,
     query: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
@@ -192,7 +194,7 @@ pub(crate) async fn twin_events(
         reason: error.reason,
     })?;
     let receiver = state.engine.subscribe();
-    let stream = sse_stream(receiver, filter, state.shutdown.clone());
+    let stream = sse_stream(receiver, filter, shutdown);
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_millis(KEEP_ALIVE_INTERVAL_MS))))
 }
 
@@ -269,10 +271,14 @@ fn sse_stream(
             body = ClientMessage),
     )
 )]
-pub(crate) async fn websocket(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+pub(crate) async fn websocket(
+    State(state): State<AppState>,
+    ShutdownSignal(shutdown): ShutdownSignal,
+    upgrade: WebSocketUpgrade,
+) -> Response {
     upgrade
         .max_message_size(MAX_WS_MESSAGE_BYTES)
-        .on_upgrade(move |socket| run_socket(socket, state))
+        .on_upgrade(move |socket| run_socket(socket, state, shutdown))
         .into_response()
 }
 
@@ -285,9 +291,8 @@ enum ServerNotice {
     Error(String),
 }
 
-async fn run_socket(mut socket: WebSocket, state: AppState) {
+async fn run_socket(mut socket: WebSocket, state: AppState, mut shutdown: watch::Receiver<bool>) {
     let mut receiver = state.engine.subscribe();
-    let mut shutdown = state.shutdown.clone();
     let mut filter: Option<Filter> = None;
     let mut ping = tokio::time::interval(Duration::from_millis(KEEP_ALIVE_INTERVAL_MS));
     ping.reset();

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::bench::BenchCommand;
+use crate::config::ClientAuthMode;
 
 /// Default address of `serve` and of the server the client commands talk to.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7780";
@@ -79,6 +80,19 @@ pub struct ServeArgs {
     /// Directory of extra model definitions (*.toml, *.json).
     #[arg(long, env = "DOPPEL_MODELS")]
     pub models: Option<PathBuf>,
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key.
+    /// Replacing the file (and the key) is picked up without a restart.
+    #[arg(long, env = "DOPPEL_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "DOPPEL_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM bundle of the CAs client (device) certificates must chain to.
+    #[arg(long, env = "DOPPEL_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Client certificates [default: required with --tls-client-ca, else off].
+    #[arg(long, env = "DOPPEL_TLS_CLIENT_AUTH", value_enum)]
+    pub tls_client_auth: Option<ClientAuthMode>,
 }
 
 /// `doppel demo`.

@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use doppel_model::{SignalName, Span};
+use doppel_server::{ClientAuth, TlsConfig};
 use serde::Deserialize;
 
 use crate::cli::{DEFAULT_DATA_DIR, DEFAULT_LISTEN, ServeArgs};
@@ -31,6 +32,9 @@ pub struct FileConfig {
     /// Storage settings.
     #[serde(default)]
     pub store: StoreFileConfig,
+    /// HTTPS settings.
+    #[serde(default)]
+    pub tls: TlsFileConfig,
 }
 
 /// `[limits]`.
@@ -43,6 +47,38 @@ pub struct LimitsConfig {
     pub max_batch_points: Option<usize>,
     /// Longest a request may take.
     pub request_timeout: Option<Span>,
+    /// Longest a client may take to send a request head (and finish the
+    /// TLS handshake of a new connection).
+    pub header_read_timeout: Option<Span>,
+    /// Largest request head (request line and headers), in bytes.
+    pub max_header_bytes: Option<usize>,
+}
+
+/// `[tls]`: serve HTTPS, optionally asking clients for certificates.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFileConfig {
+    /// PEM certificate chain, leaf first.
+    pub cert: Option<PathBuf>,
+    /// PEM private key of `cert`.
+    pub key: Option<PathBuf>,
+    /// PEM bundle of the CAs client certificates must chain to.
+    pub client_ca: Option<PathBuf>,
+    /// Whether clients must present a certificate.
+    pub client_auth: Option<ClientAuthMode>,
+}
+
+/// `client_auth` / `--tls-client-auth`, before it is paired with a CA
+/// bundle.
+#[derive(Deserialize, clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuthMode {
+    /// Clients are not asked for a certificate.
+    Off,
+    /// Clients may present a certificate; those that do are verified.
+    Optional,
+    /// Every client must present a valid certificate.
+    Required,
 }
 
 /// `[store]`.
@@ -70,6 +106,8 @@ pub struct Settings {
     pub default_model: String,
     pub limits: LimitsConfig,
     pub store: StoreFileConfig,
+    /// HTTPS settings; `None` serves plain HTTP.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Settings {
@@ -80,6 +118,12 @@ impl Settings {
             None => FileConfig::default(),
         };
         let default_listen: SocketAddr = DEFAULT_LISTEN.parse().context("default listen address")?;
+        let tls = resolve_tls(TlsFileConfig {
+            cert: args.tls_cert.or(file.tls.cert),
+            key: args.tls_key.or(file.tls.key),
+            client_ca: args.tls_client_ca.or(file.tls.client_ca),
+            client_auth: args.tls_client_auth.or(file.tls.client_auth),
+        })?;
         Ok(Self {
             data: args.data.or(file.data).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             listen: args.listen.or(file.listen).unwrap_or(default_listen),
@@ -88,6 +132,7 @@ impl Settings {
             default_model: file.default_model.unwrap_or_else(|| "person".to_owned()),
             limits: file.limits,
             store: file.store,
+            tls,
         })
     }
 
@@ -101,6 +146,38 @@ impl Settings {
         }
         Ok(doppel_store::RetentionPolicy { default: self.store.retention, per_signal })
     }
+}
+
+/// Pairs the merged `[tls]` settings into a [`TlsConfig`], refusing
+/// combinations whose intent is unclear. A CA bundle without a mode means
+/// `required`: whoever names the CAs of their devices wants them checked.
+fn resolve_tls(tls: TlsFileConfig) -> anyhow::Result<Option<TlsConfig>> {
+    let TlsFileConfig { cert, key, client_ca, client_auth } = tls;
+    let (cert, key) = match (cert, key) {
+        (Some(cert), Some(key)) => (cert, key),
+        (None, None) => {
+            if client_ca.is_some() || client_auth.is_some_and(|mode| mode != ClientAuthMode::Off) {
+                bail!("client certificates need TLS: set [tls] cert and key (--tls-cert, --tls-key)");
+            }
+            return Ok(None);
+        }
+        (Some(_), None) => bail!("[tls] cert (--tls-cert) is set but key (--tls-key) is not"),
+        (None, Some(_)) => bail!("[tls] key (--tls-key) is set but cert (--tls-cert) is not"),
+    };
+    let client_auth = match (client_auth, client_ca) {
+        (None | Some(ClientAuthMode::Off), None) => ClientAuth::Off,
+        (Some(ClientAuthMode::Off), Some(ca)) => bail!(
+            "[tls] client_ca (--tls-client-ca) is set to {} but client_auth is off: remove one",
+            ca.display()
+        ),
+        (Some(mode), None) => bail!(
+            "[tls] client_auth = {} needs client_ca (--tls-client-ca), the CAs client certificates must chain to",
+            if mode == ClientAuthMode::Optional { "optional" } else { "required" }
+        ),
+        (Some(ClientAuthMode::Optional), Some(ca_bundle)) => ClientAuth::Optional { ca_bundle },
+        (None | Some(ClientAuthMode::Required), Some(ca_bundle)) => ClientAuth::Required { ca_bundle },
+    };
+    Ok(Some(TlsConfig { client_auth, ..TlsConfig::new(cert, key) }))
 }
 
 fn load(path: &Path) -> anyhow::Result<FileConfig> {
@@ -133,6 +210,77 @@ mod tests {
         let retention = settings.retention().unwrap();
         assert_eq!(retention.default, Some("400d".parse().unwrap()));
         assert_eq!(retention.per_signal.len(), 1);
+    }
+
+    fn tls_settings(toml: &str, args: ServeArgs) -> anyhow::Result<Option<TlsConfig>> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("doppel.toml");
+        std::fs::write(&path, toml).unwrap();
+        Settings::resolve(ServeArgs { config: Some(path), ..args }).map(|settings| settings.tls)
+    }
+
+    #[test]
+    fn tls_section_becomes_server_tls_settings() {
+        let tls = tls_settings(
+            "[tls]\ncert = \"/etc/doppel/cert.pem\"\nkey = \"/etc/doppel/key.pem\"\nclient_ca = \"/etc/doppel/devices.pem\"\nclient_auth = \"optional\"\n",
+            ServeArgs::default(),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(tls.certificate_chain, PathBuf::from("/etc/doppel/cert.pem"));
+        assert_eq!(tls.private_key, PathBuf::from("/etc/doppel/key.pem"));
+        assert_eq!(tls.client_auth, ClientAuth::Optional { ca_bundle: "/etc/doppel/devices.pem".into() });
+    }
+
+    #[test]
+    fn tls_flags_override_the_file() {
+        let args = ServeArgs {
+            tls_key: Some("/run/key.pem".into()),
+            tls_client_auth: Some(ClientAuthMode::Off),
+            ..Default::default()
+        };
+        let tls = tls_settings("[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n", args).unwrap().unwrap();
+        assert_eq!(tls.certificate_chain, PathBuf::from("c.pem"));
+        assert_eq!(tls.private_key, PathBuf::from("/run/key.pem"));
+        assert_eq!(tls.client_auth, ClientAuth::Off);
+    }
+
+    #[test]
+    fn client_ca_without_a_mode_requires_client_certificates() {
+        let tls = tls_settings(
+            "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\nclient_ca = \"ca.pem\"\n",
+            ServeArgs::default(),
+        );
+        assert_eq!(tls.unwrap().unwrap().client_auth, ClientAuth::Required { ca_bundle: "ca.pem".into() });
+    }
+
+    #[test]
+    fn no_tls_settings_serve_plain_http() {
+        assert_eq!(tls_settings("", ServeArgs::default()).unwrap(), None);
+    }
+
+    #[test]
+    fn unclear_tls_combinations_are_refused_with_the_setting_named() {
+        let cases = [
+            ("[tls]\ncert = \"c.pem\"\n", "key"),
+            ("[tls]\nkey = \"k.pem\"\n", "cert"),
+            ("[tls]\nclient_ca = \"ca.pem\"\n", "need TLS"),
+            ("[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\nclient_auth = \"required\"\n", "needs client_ca"),
+            (
+                "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\nclient_ca = \"ca.pem\"\nclient_auth = \"off\"\n",
+                "client_auth is off",
+            ),
+        ];
+        for (toml, needle) in cases {
+            let error = tls_settings(toml, ServeArgs::default()).unwrap_err();
+            assert!(format!("{error:#}").contains(needle), "{toml}: {error:#}");
+        }
+    }
+
+    #[test]
+    fn unknown_client_auth_mode_is_an_error_naming_it() {
+        let error = tls_settings("[tls]\nclient_auth = \"sometimes\"\n", ServeArgs::default()).unwrap_err();
+        assert!(format!("{error:#}").contains("sometimes"), "{error:#}");
     }
 
     #[test]

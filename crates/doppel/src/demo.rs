@@ -45,6 +45,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         default_model: "person".to_owned(),
         limits: LimitsConfig::default(),
         store: StoreFileConfig::default(),
+        tls: None,
     };
     let engine = open_engine(&settings).await?;
 

@@ -16,7 +16,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let settings = Settings::resolve(args)?;
     let engine = open_engine(&settings).await?;
     let config = server_config(&settings);
-    tracing::info!(listen = %config.listen, data = %settings.data.display(), "doppel is serving");
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    tracing::info!(url = %format!("{scheme}://{}", config.listen), data = %settings.data.display(), "doppel is serving");
     doppel_server::serve(engine, config, shutdown_signal()).await.context("server failed")
 }
 
@@ -50,9 +51,10 @@ pub async fn open_engine(settings: &Settings) -> anyhow::Result<Arc<Engine>> {
     Ok(Arc::new(engine))
 }
 
-/// Server settings from `[limits]` and the listen address.
+/// Server settings from `[limits]`, `[tls]` and the listen address.
 pub fn server_config(settings: &Settings) -> ServerConfig {
-    let mut config = ServerConfig { listen: settings.listen, ..ServerConfig::default() };
+    let mut config =
+        ServerConfig { listen: settings.listen, tls: settings.tls.clone(), ..ServerConfig::default() };
     if let Some(bytes) = settings.limits.max_body_bytes {
         config.max_body_bytes = bytes;
     }
@@ -61,6 +63,12 @@ pub fn server_config(settings: &Settings) -> ServerConfig {
     }
     if let Some(timeout) = settings.limits.request_timeout {
         config.request_timeout = std::time::Duration::from_nanos(timeout.as_nanos().unsigned_abs());
+    }
+    if let Some(timeout) = settings.limits.header_read_timeout {
+        config.header_read_timeout = std::time::Duration::from_nanos(timeout.as_nanos().unsigned_abs());
+    }
+    if let Some(bytes) = settings.limits.max_header_bytes {
+        config.max_header_bytes = bytes;
     }
     config
 }

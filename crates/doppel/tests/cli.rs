@@ -472,10 +472,22 @@ async fn help_lists_every_subcommand_and_flag() {
 
     let serve = doppel(&["serve", "--help"]).await;
     assert!(serve.success);
-    for flag in ["--data <DATA>", "--listen <LISTEN>", "--config <CONFIG>", "--strict", "--models <MODELS>"] {
+    for flag in [
+        "--data <DATA>",
+        "--listen <LISTEN>",
+        "--config <CONFIG>",
+        "--strict",
+        "--models <MODELS>",
+        "--tls-cert <TLS_CERT>",
+        "--tls-key <TLS_KEY>",
+        "--tls-client-ca <TLS_CLIENT_CA>",
+        "--tls-client-auth <TLS_CLIENT_AUTH>",
+    ] {
         assert!(serve.stdout.contains(flag), "`{flag}` missing from:\n{}", serve.stdout);
     }
-    for variable in ["DOPPEL_DATA", "DOPPEL_LISTEN", "DOPPEL_CONFIG"] {
+    for variable in
+        ["DOPPEL_DATA", "DOPPEL_LISTEN", "DOPPEL_CONFIG", "DOPPEL_TLS_CERT", "DOPPEL_TLS_CLIENT_AUTH"]
+    {
         assert!(serve.stdout.contains(variable), "`{variable}` missing from:\n{}", serve.stdout);
     }
 
@@ -556,4 +568,84 @@ async fn compact_of_a_stopped_servers_directory_prints_json_stats_and_keeps_the_
     let output = doppel(&["compact", "--data", missing.to_str().expect("UTF-8 path")]).await;
     assert!(!output.success);
     assert_eq!(output.stderr, format!("error: {} is not a data directory\n", missing.display()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_with_an_unreadable_certificate_fails_naming_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let missing = dir.path().join("no-such-cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&key, "not a key").expect("write key");
+    let output = doppel(&[
+        "serve",
+        "--data",
+        path_str(&data),
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        path_str(&missing),
+        "--tls-key",
+        path_str(&key),
+    ])
+    .await;
+    assert!(!output.success, "serve must fail: {}", output.stderr);
+    assert!(output.stderr.contains("no-such-cert.pem"), "{}", output.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_with_a_key_but_no_certificate_is_refused_before_starting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let output = doppel(&["serve", "--data", path_str(&data), "--tls-key", "key.pem"]).await;
+    assert!(!output.success);
+    assert!(output.stderr.contains("cert (--tls-cert) is not"), "{}", output.stderr);
+    assert!(!data.exists(), "the data directory was created before the settings were checked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_with_tls_logs_an_https_address() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let certificate = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("certificate");
+    let cert_path = dir.path().join("cert.pem");
+    let key_path = dir.path().join("key.pem");
+    std::fs::write(&cert_path, certificate.pem()).expect("write certificate");
+    std::fs::write(&key_path, key.serialize_pem()).expect("write key");
+    let port = free_port();
+    let log = dir.path().join("server.log");
+    let out = std::fs::File::create(&log).expect("create log");
+    let err = out.try_clone().expect("clone log handle");
+    let mut child = std::process::Command::new(common::DOPPEL)
+        .args([
+            "serve",
+            "--data",
+            path_str(&dir.path().join("data")),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args(["--tls-cert", path_str(&cert_path), "--tls-key", path_str(&key_path)])
+        .env_remove("DOPPEL_CONFIG")
+        .env_remove("DOPPEL_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .expect("spawn doppel serve");
+    let expected = format!("https://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(common::STARTUP_TIMEOUT_MS);
+    let text = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let exited = child.try_wait().expect("poll child").is_some();
+        if text.contains("doppel API listening") || exited || std::time::Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(text.contains("doppel API listening") && text.contains(&expected), "log:\n{text}");
 }

@@ -82,6 +82,10 @@ impl Server {
             .env_remove("DOPPEL_CONFIG")
             .env_remove("DOPPEL_STRICT")
             .env_remove("DOPPEL_MODELS")
+            .env_remove("DOPPEL_TLS_CERT")
+            .env_remove("DOPPEL_TLS_KEY")
+            .env_remove("DOPPEL_TLS_CLIENT_CA")
+            .env_remove("DOPPEL_TLS_CLIENT_AUTH")
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -190,7 +194,17 @@ pub struct CliOutput {
 pub async fn doppel(args: &[&str]) -> CliOutput {
     let mut command = tokio::process::Command::new(DOPPEL);
     command.args(args).stdin(Stdio::null()).kill_on_drop(true);
-    for name in ["DOPPEL_URL", "DOPPEL_DATA", "DOPPEL_LISTEN", "DOPPEL_CONFIG", "DOPPEL_LOG"] {
+    for name in [
+        "DOPPEL_URL",
+        "DOPPEL_DATA",
+        "DOPPEL_LISTEN",
+        "DOPPEL_CONFIG",
+        "DOPPEL_LOG",
+        "DOPPEL_TLS_CERT",
+        "DOPPEL_TLS_KEY",
+        "DOPPEL_TLS_CLIENT_CA",
+        "DOPPEL_TLS_CLIENT_AUTH",
+    ] {
         command.env_remove(name);
     }
     let output = tokio::time::timeout(Duration::from_millis(CLI_TIMEOUT_MS), command.output())
