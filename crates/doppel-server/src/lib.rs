@@ -27,6 +27,7 @@
 //! every size a client controls has a named limit (`limits.rs`). This crate
 //! knows nothing of storage formats or how the engine keeps live state.
 
+mod auth;
 mod limits;
 mod openapi;
 mod ops;
@@ -43,10 +44,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use doppel_engine::Engine;
 use tokio::sync::watch;
 
+pub use auth::{Auth, AuthConfig, DEFAULT_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_PER_S, RateLimit};
 pub use limits::{
     DEFAULT_MAX_BATCH_POINTS, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_JSON_POINTS, DEFAULT_REQUEST_TIMEOUT_MS,
 };
@@ -71,6 +73,9 @@ pub struct ServerConfig {
     /// Time a request may take to produce its answer before it gets 408.
     /// Streams (SSE, WebSocket) are bounded only while their answer starts.
     pub request_timeout: Duration,
+    /// Who may do what: API tokens, JWTs, policies, rate limits.
+    /// [`Auth::disabled`] by default, which allows every request.
+    pub auth: Auth,
 }
 
 impl Default for ServerConfig {
@@ -81,6 +86,7 @@ impl Default for ServerConfig {
             max_batch_points: DEFAULT_MAX_BATCH_POINTS,
             max_json_points: DEFAULT_MAX_JSON_POINTS,
             request_timeout: Duration::from_millis(DEFAULT_REQUEST_TIMEOUT_MS),
+            auth: Auth::disabled(),
         }
     }
 }
@@ -141,10 +147,15 @@ fn build_router(engine: Arc<Engine>, config: &ServerConfig, shutdown: watch::Rec
         .route("/health", get(ops::health))
         .route("/metrics", get(ops::metrics))
         .route("/api/openapi.json", get(openapi::openapi_json))
+        .route("/api/v1/tokens", post(auth::tokens::create_token).get(auth::tokens::list_tokens))
+        .route("/api/v1/tokens/{id}", delete(auth::tokens::revoke_token))
+        .route("/api/v1/twins/{id}/grants", get(auth::grants::list_grants).post(auth::grants::create_grant))
+        .route("/api/v1/twins/{id}/grants/{grant}", delete(auth::grants::revoke_grant))
         .fallback(problem::not_found_fallback)
         .method_not_allowed_fallback(problem::method_not_allowed_fallback)
         // Layers run bottom-up on the way in: metrics see every answer,
         // including the 408 the timeout produces.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::middleware::authenticate))
         .layer(axum::middleware::from_fn_with_state(config.request_timeout, limits::timeout))
         .layer(axum::middleware::from_fn_with_state(state.clone(), ops::record_request))
         // Bodies are read by `limits::read_body`, which enforces
@@ -187,7 +198,8 @@ pub async fn serve_listener(
             tracing::debug!(%err, "cannot set TCP_NODELAY on a connection");
         }
     });
-    axum::serve(listener, app)
+    // The peer address lets the rate limit tell anonymous clients apart.
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down: closing streams, finishing requests in flight");
