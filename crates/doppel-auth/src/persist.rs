@@ -129,19 +129,40 @@ impl AuthStore {
     }
 
     /// Writes the file's bytes: temporary file, fsync, rename, fsync of
-    /// the directory.
+    /// the directory. The directory and file are readable by their owner
+    /// only: hashes are not secrets, but the list of who may see whose
+    /// twin is nobody else's business.
     fn write_bytes(&self, bytes: &[u8]) -> Result<(), AuthError> {
         let path = self.path();
         let temporary = self.dir.join(format!("{STATE_FILE}.tmp"));
         let io = |action, source| AuthError::StateFile { path: path.clone(), action, source };
-        fs::create_dir_all(&self.dir).map_err(|e| io("create the directory of", e))?;
-        let mut file = File::create(&temporary).map_err(|e| io("create the temporary file of", e))?;
+        private_dir_builder().create(&self.dir).map_err(|e| io("create the directory of", e))?;
+        // A temporary file left by a crash may have other permissions.
+        let _ = fs::remove_file(&temporary);
+        let mut file =
+            private_file_options().open(&temporary).map_err(|e| io("create the temporary file of", e))?;
         file.write_all(bytes).map_err(|e| io("write", e))?;
         file.sync_all().map_err(|e| io("fsync", e))?;
         drop(file);
         fs::rename(&temporary, &path).map_err(|e| io("rename the temporary file to", e))?;
         sync_dir(&self.dir).map_err(|e| io("fsync the directory of", e))
     }
+}
+
+fn private_dir_builder() -> fs::DirBuilder {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+}
+
+fn private_file_options() -> fs::OpenOptions {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -177,6 +198,12 @@ mod tests {
         store.save(&state).unwrap();
         assert_eq!(store.load().unwrap(), state);
         assert!(!dir.path().join("auth").join("state.json.tmp").exists());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(store.path()).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "the state file must be private: {mode:o}");
+        }
     }
 
     #[test]

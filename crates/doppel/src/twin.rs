@@ -8,7 +8,7 @@ use crate::client::{Body, Client};
 use crate::output::{cell, table};
 
 pub async fn run(args: TwinArgs) -> anyhow::Result<()> {
-    let client = Client::new(&args.server.server)?;
+    let client = Client::new(&args.server)?;
     match args.command {
         TwinCommand::List { model, limit, format } => {
             let mut query = vec![("limit", limit.to_string())];
