@@ -384,15 +384,14 @@ impl RunningSystem {
             SystemKind::Doppel => {
                 let mut total = 0u64;
                 for twin in twins {
-                    let response = client
+                    let request = client
                         .get(format!("{}/api/v1/twins/{twin}/signals/{QUERY_SIGNAL}", self.base_url))
                         .query(&[
                             ("from", from.as_nanos().to_string()),
                             ("to", to.as_nanos().to_string()),
                             ("agg", "count".to_owned()),
-                        ])
-                        .send()
-                        .await?;
+                        ]);
+                    let response = self.authorize(request).send().await?;
                     if response.status() == reqwest::StatusCode::NOT_FOUND {
                         continue;
                     }
