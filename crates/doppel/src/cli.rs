@@ -223,6 +223,42 @@ pub enum TwinCommand {
         /// Twin id.
         id: String,
     },
+    /// Let a user, group or token use part of a twin, e.g.
+    /// `doppel twin share alice --with user:dr-who --resource signals:heart_rate --permissions read --ttl 90d`.
+    Share {
+        /// Twin id.
+        id: String,
+        /// Who receives the grant: user:<name>, group:<name> or token:<id>.
+        #[arg(long = "with")]
+        subject: String,
+        /// What of the twin: twin, signals:<pattern>, scenarios, alerts or policy.
+        #[arg(long, default_value = "twin")]
+        resource: String,
+        /// Permissions, comma-separated: read, write, simulate, manage, share.
+        #[arg(long, value_delimiter = ',', default_value = "read")]
+        permissions: Vec<String>,
+        /// How long the grant lasts, such as 90d [default: until revoked].
+        #[arg(long, conflicts_with = "expires")]
+        ttl: Option<String>,
+        /// When the grant ends (RFC 3339).
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// List a twin's owner and grants.
+    Grants {
+        /// Twin id.
+        id: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Revoke a grant (its id from `doppel twin grants`).
+    Unshare {
+        /// Twin id.
+        id: String,
+        /// Grant id.
+        grant: u64,
+    },
 }
 
 /// `doppel import`.

@@ -680,3 +680,48 @@ async fn serve_refuses_to_expose_an_unauthenticated_server_without_insecure() {
     assert!(output.stderr.contains(&listen) && output.stderr.contains("--insecure"), "{}", output.stderr);
     assert!(!data.exists(), "nothing is opened before the refusal");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twin_share_lets_a_coach_read_heart_rate_until_unshared() {
+    let f = Fixture::start().await;
+    let csv = f.file("day.csv", b"time,twin,signal,value\n2024-03-01T12:00:00Z,alice,heart_rate,62\n");
+    f.ok(&["import", path_str(&csv)]).await;
+    let created =
+        f.ok(&["token", "create", "--name", "coach-laptop", "--user", "coach", "--scopes", "read"]).await;
+    let coach = created.lines().next().expect("the token").to_owned();
+    let url = f.url();
+    let mut read =
+        vec!["query", "alice", "heart_rate", "--format", "csv", "--server", url.as_str(), "--token", &coach];
+    read.extend(DAY);
+
+    let refused = doppel(&read).await;
+    assert!(!refused.success && refused.stderr.contains("404"), "{}", refused.stderr);
+
+    let shared = f
+        .ok(&[
+            "twin",
+            "share",
+            "alice",
+            "--with",
+            "user:coach",
+            "--resource",
+            "signals:heart_rate",
+            "--ttl",
+            "90d",
+        ])
+        .await;
+    assert!(
+        shared.starts_with("grant 1 on twin alice: user:coach may read signals:heart_rate until 20"),
+        "{shared}"
+    );
+    let allowed = doppel(&read).await;
+    assert!(allowed.success, "{}", allowed.stderr);
+    assert_eq!(allowed.stdout, "time,value\n2024-03-01T12:00:00Z,62\n");
+    let grants = f.ok(&["twin", "grants", "alice"]).await;
+    assert!(grants.starts_with("twin alice  owner nobody"), "{grants}");
+    assert!(grants.contains("user:coach") && grants.contains("signals:heart_rate"), "{grants}");
+
+    assert_eq!(f.ok(&["twin", "unshare", "alice", "1"]).await, "revoked grant 1 on twin alice\n");
+    let refused = doppel(&read).await;
+    assert!(!refused.success && refused.stderr.contains("404"), "{}", refused.stderr);
+}
