@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -290,10 +291,11 @@ fn sse_stream(
 pub(crate) async fn websocket(
     State(state): State<AppState>,
     caller: Caller,
-    upgrade: WebSocketUpgrade,
-) -> Result<Response, ApiError> {
-    caller.require_authenticated()?;
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, Response> {
+    caller.require_authenticated().map_err(IntoResponse::into_response)?;
     Ok(upgrade
+        .map_err(IntoResponse::into_response)?
         .max_message_size(MAX_WS_MESSAGE_BYTES)
         .on_upgrade(move |socket| run_socket(socket, state, caller))
         .into_response())

@@ -175,6 +175,21 @@ async fn disabled_authentication_makes_no_admin_token() {
 }
 
 #[tokio::test]
+async fn a_start_refused_for_its_jwt_settings_makes_no_admin_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut jwt = JwtConfig::new("https://id.example.org", "doppel");
+    jwt.pem_keys.push(PemKeyConfig {
+        path: dir.path().join("missing.pem"),
+        algorithm: JwtAlgorithm::RS256,
+        kid: None,
+    });
+    let config = AuthConfig { jwt: Some(jwt), ..AuthConfig::default() };
+    let error = Auth::open(AuthStore::new(dir.path()), &config, None, Timestamp::now()).unwrap_err();
+    assert!(error.to_string().contains("missing.pem"), "{error}");
+    assert!(!dir.path().join("state.json").exists(), "a token nobody was shown must not be saved");
+}
+
+#[tokio::test]
 async fn a_corrupt_state_file_stops_the_start_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("state.json"), "{\"version\": 1, \"tokens\": [").unwrap();
@@ -395,4 +410,16 @@ async fn a_client_past_its_rate_limit_is_answered_429_with_retry_after() {
     assert_eq!(anonymous().await.unwrap().status(), 200);
     assert_eq!(anonymous().await.unwrap().status(), 200);
     assert_eq!(anonymous().await.unwrap().status(), 429, "anonymous callers are limited by address");
+}
+
+#[tokio::test]
+async fn streams_without_a_credential_are_refused_before_anything_else() {
+    let server = TestServer::start_authenticated(AuthState::default(), AuthConfig::default()).await;
+    for path in ["/api/v1/stream", "/api/v1/twins/alice/events"] {
+        let response = server.client.get(server.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 401, "{path}");
+        assert!(response.headers().contains_key("www-authenticate"), "{path}");
+    }
+    let plain = server.get("/api/v1/stream").await;
+    assert_eq!(plain.status(), 400, "an authenticated request that is no WebSocket upgrade says so");
 }

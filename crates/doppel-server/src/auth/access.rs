@@ -79,6 +79,7 @@ impl Caller {
         )
     }
 
+    /// The state the caller is judged by.
     pub(crate) fn auth(&self) -> &Auth {
         &self.auth
     }

@@ -96,6 +96,10 @@ impl Auth {
         admin_token: Option<&str>,
         now: Timestamp,
     ) -> Result<(Self, Bootstrap), AuthError> {
+        // Everything that can refuse the start comes before the bootstrap,
+        // so that a generated admin token is never saved by a start that
+        // then fails before showing it.
+        let jwt = config.jwt.as_ref().map(JwtVerifier::from_config).transpose()?;
         let mut state = store.load()?;
         let bootstrap = if config.enabled {
             state.tokens.bootstrap_admin(admin_token, now)?
@@ -105,7 +109,6 @@ impl Auth {
         if !matches!(bootstrap, Bootstrap::NotNeeded) {
             store.save(&state)?;
         }
-        let jwt = config.jwt.as_ref().map(JwtVerifier::from_config).transpose()?;
         let auth = Auth::build(
             config.enabled,
             Some(store),
