@@ -152,6 +152,18 @@ pub enum AuthError {
     /// Stored policies contradict themselves.
     #[error("stored policies are inconsistent: {reason}")]
     CorruptPolicies { reason: String },
+
+    /// The state file could not be read or written.
+    #[error("cannot {action} {path}: {source}")]
+    StateFile {
+        path: PathBuf,
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The state file is not one Doppel wrote, or no longer holds together.
+    #[error("authentication state {path} is unreadable: {reason}")]
+    CorruptState { path: PathBuf, reason: String },
 }
 
 /// Keeps error messages bounded when the offending input is huge, and cuts

@@ -58,9 +58,9 @@
 //! assert!(!policies.authorize(&Principal::anonymous(), &alice, &read_hr, now).is_allowed());
 //! ```
 //!
-//! This crate decides; it does not store, serve or log. [`Tokens`] and
-//! [`Policies`] are in-memory sets that serialize to JSON for storage to
-//! persist; the server calls [`Authenticator::authenticate`] once per
+//! This crate decides; it does not serve or log. [`Tokens`] and
+//! [`Policies`] are in-memory sets that serialize to JSON; [`AuthStore`]
+//! keeps both in one file, rewritten atomically after each change. The server calls [`Authenticator::authenticate`] once per
 //! request and [`Policies::authorize`] (or [`Policies::signal_filter`]) for
 //! everything it touches. Time is always passed in, never read, so every
 //! decision can be tested and replayed.
@@ -71,6 +71,7 @@ mod error;
 pub mod jwt;
 mod names;
 mod permission;
+mod persist;
 mod policy;
 mod principal;
 mod scopes;
@@ -83,6 +84,7 @@ pub use error::AuthError;
 pub use jwt::{JwtAlgorithm, JwtConfig, JwtKeys, JwtVerifier, PemKeyConfig};
 pub use names::{GroupName, MAX_NAME_BYTES, TokenName, UserName};
 pub use permission::{Permission, Permissions};
+pub use persist::{AuthState, AuthStore, MAX_STATE_BYTES, STATE_FILE};
 pub use policy::{
     Action, Allowance, Decision, Denial, Grant, GrantId, NewGrant, Policies, Resource, SignalFilter,
     SignalPattern, Subject, Target,

@@ -91,6 +91,26 @@ fn a_twin_is_claimed_once() {
 }
 
 #[test]
+fn an_assigned_owner_replaces_the_previous_one_and_grants_stay() {
+    let mut policies = alices_twin();
+    policies.grant(&user("alice"), &twin("alice"), share("user:coach", "twin", "read", None), now()).unwrap();
+    let previous = policies.set_owner(&twin("alice"), Subject::User(UserName::new("alicia").unwrap()));
+    assert_eq!(previous.map(|p| p.to_string()).as_deref(), Some("user:alice"));
+    assert!(policies.authorize(&user("alicia"), &twin("alice"), &read("heart_rate"), now()).is_allowed());
+    assert!(!policies.authorize(&user("alice"), &twin("alice"), &read("heart_rate"), now()).is_allowed());
+    assert!(policies.readable(&user("coach"), &twin("alice"), now()));
+}
+
+#[test]
+fn the_twins_with_a_policy_are_listed_in_id_order() {
+    let mut policies = alices_twin();
+    policies.claim(&twin("carol"), Subject::User(UserName::new("carol").unwrap()));
+    policies.grant(&admin(), &twin("bob"), share("user:coach", "twin", "read", None), now()).unwrap();
+    let listed: Vec<&str> = policies.twins().map(TwinId::as_str).collect();
+    assert_eq!(listed, ["alice", "bob", "carol"]);
+}
+
+#[test]
 fn sharing_signals_with_a_clinician_for_ninety_days_then_revoking() {
     let mut policies = alices_twin();
     let until = now().add_nanos(90 * DAY_NS);

@@ -29,6 +29,7 @@
 //! every size a client controls has a named limit (`limits.rs`). This crate
 //! knows nothing of storage formats or how the engine keeps live state.
 
+mod auth;
 mod client_cert;
 mod limits;
 mod listener;
@@ -50,9 +51,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use doppel_engine::Engine;
 
+pub use auth::{Auth, AuthConfig, DEFAULT_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_PER_S, RateLimit};
 pub use client_cert::{ClientCertificate, Sha256Fingerprint};
 pub use limits::{
     DEFAULT_HEADER_READ_TIMEOUT_MS, DEFAULT_MAX_BATCH_POINTS, DEFAULT_MAX_BODY_BYTES,
@@ -90,6 +92,9 @@ pub struct ServerConfig {
     pub max_header_bytes: usize,
     /// Serve HTTPS with this certificate instead of plain HTTP.
     pub tls: Option<TlsConfig>,
+    /// Who may do what: API tokens, JWTs, policies, rate limits.
+    /// [`Auth::disabled`] by default, which allows every request.
+    pub auth: Auth,
 }
 
 impl Default for ServerConfig {
@@ -103,6 +108,7 @@ impl Default for ServerConfig {
             header_read_timeout: Duration::from_millis(DEFAULT_HEADER_READ_TIMEOUT_MS),
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             tls: None,
+            auth: Auth::disabled(),
         }
     }
 }
@@ -214,10 +220,15 @@ pub fn router(engine: Arc<Engine>, config: &ServerConfig) -> Router {
         .route("/health", get(ops::health))
         .route("/metrics", get(ops::metrics))
         .route("/api/openapi.json", get(openapi::openapi_json))
+        .route("/api/v1/tokens", post(auth::tokens::create_token).get(auth::tokens::list_tokens))
+        .route("/api/v1/tokens/{id}", delete(auth::tokens::revoke_token))
+        .route("/api/v1/twins/{id}/grants", get(auth::grants::list_grants).post(auth::grants::create_grant))
+        .route("/api/v1/twins/{id}/grants/{grant}", delete(auth::grants::revoke_grant))
         .fallback(problem::not_found_fallback)
         .method_not_allowed_fallback(problem::method_not_allowed_fallback)
         // Layers run bottom-up on the way in: metrics see every answer,
         // including the 408 the timeout produces.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::middleware::authenticate))
         .layer(axum::middleware::from_fn_with_state(config.request_timeout, limits::timeout))
         .layer(axum::middleware::from_fn_with_state(state.clone(), ops::record_request))
         // Bodies are read by `limits::read_body`, which enforces

@@ -197,9 +197,12 @@ impl Connection {
         let seen = first_request_seen.clone();
         let app = self.shared.app.clone();
         let shutdown = ShutdownSignal(self.stop.clone());
+        // The peer address lets the rate limit tell anonymous clients apart.
+        let peer = axum::extract::ConnectInfo(self.peer);
         let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
             seen.store(true, Ordering::Relaxed);
             request.extensions_mut().insert(shutdown.clone());
+            request.extensions_mut().insert(peer);
             if let Some(client) = &client {
                 request.extensions_mut().insert(client.clone());
             }

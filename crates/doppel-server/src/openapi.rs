@@ -4,9 +4,14 @@
 //! The engine's answer types (twin views, summaries) do not depend on
 //! utoipa, so their schemas are described here by `*Doc` types that mirror
 //! their JSON; a test in `tests/` checks the document lists every route.
+//! Every route that needs a credential names the `bearer` security scheme,
+//! and [`SecurityResponses`] adds the answers authentication can give it
+//! (401, 403, 429), so they are written once.
 
 use axum::Json;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+use utoipa::{Modify, OpenApi, ToSchema};
 
 /// Schema of a twin with its live state (the engine's `TwinView`).
 #[derive(ToSchema)]
@@ -134,12 +139,26 @@ pub(crate) struct RawPointDoc {
         crate::ops::health,
         crate::ops::metrics,
         openapi_json,
+        crate::auth::tokens::create_token,
+        crate::auth::tokens::list_tokens,
+        crate::auth::tokens::revoke_token,
+        crate::auth::grants::list_grants,
+        crate::auth::grants::create_grant,
+        crate::auth::grants::revoke_grant,
     ),
     components(schemas(
         crate::problem::Problem,
         crate::problem::ItemError,
         crate::problem::InfluxError,
         crate::problem::InfluxLineError,
+        crate::problem::RefusedWrite,
+        crate::auth::tokens::CreateToken,
+        crate::auth::tokens::CreatedToken,
+        crate::auth::tokens::TokenView,
+        crate::auth::tokens::TokenList,
+        crate::auth::grants::CreateGrant,
+        crate::auth::grants::GrantView,
+        crate::auth::grants::TwinGrants,
         crate::points::PointsWritten,
         crate::twins::PutTwin,
         crate::twins::TwinPage,
@@ -160,9 +179,67 @@ pub(crate) struct RawPointDoc {
         (name = "signals", description = "Range and aggregate reads"),
         (name = "events", description = "Live events over SSE and WebSocket"),
         (name = "ops", description = "Health and metrics"),
-    )
+        (name = "auth", description = "API tokens and sharing twins"),
+    ),
+    modifiers(&SecurityResponses)
 )]
 struct ApiDoc;
+
+/// Declares the `bearer` scheme (a Doppel API token or a JWT, as
+/// `Authorization: Bearer …`; InfluxDB clients may send `Token …`) and
+/// adds to every operation that requires it the answers of authentication.
+struct SecurityResponses;
+
+impl Modify for SecurityResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("dpl_<id>_<secret> API token or JWT")
+                    .description(Some(
+                        "`Authorization: Bearer <credential>`; InfluxDB clients may send `Authorization: Token <credential>`.",
+                    ))
+                    .build(),
+            ),
+        );
+        let problem = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    crate::problem::PROBLEM_CONTENT_TYPE,
+                    ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+                &mut item.head,
+                &mut item.options,
+                &mut item.trace,
+            ];
+            for operation in operations.into_iter().flatten() {
+                if operation.security.as_ref().is_none_or(Vec::is_empty) {
+                    continue;
+                }
+                let responses = &mut operation.responses.responses;
+                let mut add = |status: &str, description: &str| {
+                    responses.entry(status.to_owned()).or_insert_with(|| problem(description).into());
+                };
+                add("401", "No credential, or one that does not verify; `WWW-Authenticate: Bearer`");
+                add("403", "The credential does not allow this (the problem says why)");
+                add("429", "Too many requests from this credential; `Retry-After` says when to retry");
+            }
+        }
+    }
+}
 
 /// The OpenAPI 3 document of this API, for `GET /api/openapi.json` and for
 /// tools that generate clients.

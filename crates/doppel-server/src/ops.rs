@@ -17,6 +17,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::AppState;
+use crate::auth::Caller;
 use crate::problem::ApiError;
 
 /// Upper bounds of the request-duration histogram buckets, in seconds:
@@ -48,9 +49,11 @@ pub(crate) async fn health() -> Json<Health> {
     get,
     path = "/metrics",
     tag = "ops",
-    responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain; version=0.0.4", body = String))
+    security(("bearer" = [])),
+    responses((status = 200, description = "Prometheus text format 0.0.4 (administrators only)", content_type = "text/plain; version=0.0.4", body = String))
 )]
-pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+pub(crate) async fn metrics(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    caller.require_admin()?;
     let engine = state.engine.clone();
     // Store statistics may look at files on disk: off the async workers.
     let stats = crate::blocking(move || engine.stats()).await?;

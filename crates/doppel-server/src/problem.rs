@@ -69,9 +69,63 @@ pub(crate) enum ApiError {
     /// The body could not be read from the connection.
     #[error("request body could not be read: {0}")]
     BodyRead(String),
+    /// No credential, or one that did not verify, on a route that needs one.
+    #[error("{reason}")]
+    Unauthenticated {
+        /// What was missing or wrong.
+        reason: String,
+        /// Whether a credential was presented (and refused).
+        presented: bool,
+    },
+    /// The caller is known but may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The caller may not write some (twin, signal) pairs of a batch;
+    /// nothing of the batch was written.
+    #[error("{principal} may not write {}; nothing was written", describe_refused(refused))]
+    WriteForbidden { principal: String, refused: Vec<RefusedWrite> },
+    /// The caller sent more requests than its rate limit allows.
+    #[error(
+        "too many requests: the limit is {per_second} per second (bursts of {burst}); retry in {retry_after_secs} s"
+    )]
+    RateLimited { per_second: f64, burst: u32, retry_after_secs: u64 },
+    /// No API token with this id (or none the caller may see).
+    #[error("no API token {0}")]
+    TokenNotFound(String),
+    /// No grant with this id on the twin.
+    #[error("twin {twin} has no grant {grant}")]
+    GrantNotFound { twin: String, grant: u64 },
     /// Something failed inside the server or engine; the client cannot fix it.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// Most refused twins named in a 403 to a write, so an answer about a huge
+/// batch stays small.
+pub(crate) const MAX_REFUSED_TWINS: usize = 100;
+
+/// One twin of a refused batch and what of it the caller may not write.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub(crate) struct RefusedWrite {
+    /// The twin.
+    pub(crate) twin: String,
+    /// The signals refused; empty when the whole twin is (it may not be created, or not written at all).
+    pub(crate) signals: Vec<String>,
+}
+
+fn describe_refused(refused: &[RefusedWrite]) -> String {
+    let mut text = String::new();
+    for (i, item) in refused.iter().enumerate() {
+        if i > 0 {
+            text.push_str("; ");
+        }
+        if item.signals.is_empty() {
+            text.push_str(&format!("twin {}", item.twin));
+        } else {
+            text.push_str(&format!("{} of twin {}", item.signals.join(", "), item.twin));
+        }
+    }
+    text
 }
 
 impl ApiError {
@@ -86,7 +140,13 @@ impl ApiError {
             | Self::InvalidProperties(_)
             | Self::BadGzip(_)
             | Self::BodyRead(_) => StatusCode::BAD_REQUEST,
-            Self::TwinNotFound(_) | Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
+            Self::TwinNotFound(_)
+            | Self::RouteNotFound(_)
+            | Self::TokenNotFound(_)
+            | Self::GrantNotFound { .. } => StatusCode::NOT_FOUND,
+            Self::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) | Self::WriteForbidden { .. } => StatusCode::FORBIDDEN,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::BodyTooLarge { .. } | Self::TooManyPoints { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
@@ -114,6 +174,12 @@ impl ApiError {
             Self::UnsupportedEncoding(_) => "unsupported-encoding",
             Self::BadGzip(_) => "invalid-gzip",
             Self::BodyRead(_) => "body-read-failed",
+            Self::Unauthenticated { .. } => "unauthenticated",
+            Self::Forbidden(_) => "forbidden",
+            Self::WriteForbidden { .. } => "write-forbidden",
+            Self::RateLimited { .. } => "rate-limited",
+            Self::TokenNotFound(_) => "token-not-found",
+            Self::GrantNotFound { .. } => "grant-not-found",
             Self::Internal(_) => "internal-error",
         }
     }
@@ -136,6 +202,12 @@ impl ApiError {
             Self::UnsupportedEncoding(_) => "Unsupported content encoding",
             Self::BadGzip(_) => "Invalid gzip body",
             Self::BodyRead(_) => "Request body could not be read",
+            Self::Unauthenticated { .. } => "Authentication required",
+            Self::Forbidden(_) => "Forbidden",
+            Self::WriteForbidden { .. } => "Write forbidden",
+            Self::RateLimited { .. } => "Too many requests",
+            Self::TokenNotFound(_) => "API token not found",
+            Self::GrantNotFound { .. } => "Grant not found",
             Self::Internal(_) => "Internal server error",
         }
     }
@@ -152,6 +224,7 @@ impl ApiError {
             errors: None,
             truncated: None,
             limit: None,
+            refused: None,
         };
         match self {
             Self::InvalidParameter { name, .. } | Self::InvalidPath { name, .. } => {
@@ -166,6 +239,7 @@ impl ApiError {
             Self::UnknownModel(_) => problem.parameter = Some("model".to_owned()),
             Self::BodyTooLarge { limit_bytes, .. } => problem.limit = Some(*limit_bytes as u64),
             Self::TooManyPoints { limit, .. } => problem.limit = Some(*limit as u64),
+            Self::WriteForbidden { refused, .. } => problem.refused = Some(refused.clone()),
             _ => {}
         }
         problem
@@ -183,6 +257,9 @@ impl ApiError {
             StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported media type",
             StatusCode::NOT_FOUND => "not found",
             StatusCode::METHOD_NOT_ALLOWED => "method not allowed",
+            StatusCode::UNAUTHORIZED => "unauthorized",
+            StatusCode::FORBIDDEN => "forbidden",
+            StatusCode::TOO_MANY_REQUESTS => "too many requests",
             _ => "internal error",
         };
         self.log();
@@ -204,7 +281,29 @@ impl ApiError {
             }
             other => other.to_string(),
         };
-        (status, Json(InfluxError { code, message, errors })).into_response()
+        let mut response = (status, Json(InfluxError { code, message, errors })).into_response();
+        self.add_headers(&mut response);
+        response
+    }
+
+    /// Headers some answers must carry: the challenge of a 401 (RFC 6750)
+    /// and the wait of a 429 (RFC 9110 `Retry-After`).
+    fn add_headers(&self, response: &mut Response) {
+        let headers = response.headers_mut();
+        match self {
+            Self::Unauthenticated { presented, .. } => {
+                let challenge = if *presented {
+                    header::HeaderValue::from_static(r#"Bearer realm="doppel", error="invalid_token""#)
+                } else {
+                    header::HeaderValue::from_static(r#"Bearer realm="doppel""#)
+                };
+                headers.insert(header::WWW_AUTHENTICATE, challenge);
+            }
+            Self::RateLimited { retry_after_secs, .. } => {
+                headers.insert(header::RETRY_AFTER, header::HeaderValue::from(*retry_after_secs));
+            }
+            _ => {}
+        }
     }
 
     fn log(&self) {
@@ -223,6 +322,7 @@ impl IntoResponse for ApiError {
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, header::HeaderValue::from_static(PROBLEM_CONTENT_TYPE));
+        self.add_headers(&mut response);
         response
     }
 }
@@ -279,6 +379,9 @@ pub(crate) struct Problem {
     /// The limit that was exceeded (bytes or points).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) limit: Option<u64>,
+    /// A refused write: each twin, and the signals of it, the caller may not write.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) refused: Option<Vec<RefusedWrite>>,
 }
 
 /// One rejected item of a JSON points batch.

@@ -22,6 +22,7 @@ use serde_json::ser::{CompactFormatter, Formatter as _};
 use utoipa::IntoParams;
 
 use crate::AppState;
+use crate::auth::Caller;
 use crate::limits::{MAX_AGGREGATES, MAX_READ_POINTS};
 use crate::problem::{ApiError, Problem};
 
@@ -76,6 +77,7 @@ struct BucketPlan {
     get,
     path = "/api/v1/twins/{id}/signals/{signal}",
     tag = "signals",
+    security(("bearer" = [])),
     params(
         ("id" = String, Path, description = "Twin id"),
         ("signal" = String, Path, description = "Signal name, e.g. heart_rate"),
@@ -85,17 +87,23 @@ struct BucketPlan {
         (status = 200, description = "Raw points (no `every`/`agg`) or buckets; `format=csv` answers text/csv with header `time,value` (or `time,<agg>,...` for several aggregates)",
             body = crate::openapi::SignalReadDoc),
         (status = 400, description = "A parameter is invalid; `parameter` names it", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such twin", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller may read the twin but not this signal", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such twin, or none the caller may read", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn get_signal(
     State(state): State<AppState>,
+    caller: Caller,
     Path((id, signal)): Path<(String, String)>,
     query: Result<Query<SignalQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let twin = crate::twins::parse_twin_id(&id)?;
     let signal = SignalName::new(&signal)
         .map_err(|error| ApiError::InvalidPath { name: "signal", reason: error.to_string() })?;
+    caller.check_hidden(
+        &twin,
+        &doppel_auth::Action::on_signal(doppel_auth::Permission::Read, signal.clone()),
+    )?;
     let Query(query) = query
         .map_err(|rejection| ApiError::InvalidParameter { name: "query", reason: rejection.body_text() })?;
     let plan = plan_read(twin, signal, &query, Timestamp::now())?;

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -28,12 +29,16 @@ use tokio::sync::{broadcast, watch};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
+use crate::auth::{Caller, EventView};
 use crate::limits::{KEEP_ALIVE_INTERVAL_MS, MAX_SUBSCRIPTION_ITEMS, MAX_WS_MESSAGE_BYTES};
 use crate::listener::ShutdownSignal;
 use crate::problem::{ApiError, Problem};
 
 /// WebSocket close code "going away" (RFC 6455 §7.4.1), sent on shutdown.
 const CLOSE_GOING_AWAY: u16 = 1001;
+/// WebSocket close code "policy violation" (RFC 6455 §7.4.1), sent when the
+/// subscriber's token is revoked or expires.
+const CLOSE_POLICY_VIOLATION: u16 = 1008;
 
 /// Which events a subscriber wants; an absent (null) member means "all".
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, ToSchema)]
@@ -169,19 +174,23 @@ fn comma_list(text: Option<String>) -> Option<Vec<String>> {
     get,
     path = "/api/v1/twins/{id}/events",
     tag = "events",
-    params(("id" = String, Path, description = "Twin id (the twin need not exist yet: its creation is an event)"), EventsQuery),
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Twin id (for administrators the twin need not exist yet: its creation is an event)"), EventsQuery),
     responses(
-        (status = 200, description = "text/event-stream: each event has `event: <kind>`, `id: <seq>` and the JSON event as data; `event: lagged` with {\"lagged\": n} when this subscriber fell behind and n events were skipped; keep-alive comments every 15 s", content_type = "text/event-stream", body = String),
+        (status = 200, description = "text/event-stream: each event has `event: <kind>`, `id: <seq>` and the JSON event as data, trimmed to the signals the caller may read at that moment; `event: lagged` with {\"lagged\": n} when this subscriber fell behind and n events were skipped; keep-alive comments every 15 s. The stream ends when the caller can no longer read the twin or its token is revoked.", content_type = "text/event-stream", body = String),
         (status = 400, description = "Bad id, signals or kinds", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No twin the caller may read", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn twin_events(
     State(state): State<AppState>,
     ShutdownSignal(shutdown): ShutdownSignal,
+    caller: Caller,
     Path(id): Path<String>,
     query: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let twin = crate::twins::parse_twin_id(&id)?;
+    caller.require_readable(&twin)?;
     let Query(query) = query
         .map_err(|rejection| ApiError::InvalidParameter { name: "query", reason: rejection.body_text() })?;
     let subscription = Subscription {
@@ -194,7 +203,7 @@ pub(crate) async fn twin_events(
         reason: error.reason,
     })?;
     let receiver = state.engine.subscribe();
-    let stream = sse_stream(receiver, filter, shutdown);
+    let stream = sse_stream(receiver, filter, caller, shutdown);
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_millis(KEEP_ALIVE_INTERVAL_MS))))
 }
 
@@ -207,11 +216,12 @@ enum Delivery {
     Lagged(u64),
 }
 
-/// Waits for the next delivery; `None` once the server shuts down or the
-/// engine's bus closes.
+/// Waits for the next delivery; `None` once the server shuts down, the
+/// engine's bus closes, or the caller may no longer read the twin.
 async fn next_delivery(
     receiver: &mut broadcast::Receiver<Arc<Event>>,
     filter: &Filter,
+    caller: &Caller,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Option<Delivery> {
     loop {
@@ -221,8 +231,15 @@ async fn next_delivery(
         };
         match next {
             Ok(event) => {
-                if let Some(event) = filter.apply(&event) {
-                    return Some(Delivery::Event(event));
+                let Some(event) = filter.apply(&event) else { continue };
+                match caller.view_event(&event) {
+                    EventView::Visible(event) => return Some(Delivery::Event(event)),
+                    // Whoever could follow the twin hears that it is gone.
+                    EventView::TwinUnreadable if event.kind == EventKind::TwinDeleted => {
+                        return Some(Delivery::Event(event));
+                    }
+                    EventView::Hidden => {}
+                    EventView::TwinUnreadable | EventView::CredentialEnded => return None,
                 }
             }
             Err(RecvError::Lagged(skipped)) => return Some(Delivery::Lagged(skipped)),
@@ -234,13 +251,14 @@ async fn next_delivery(
 fn sse_stream(
     receiver: broadcast::Receiver<Arc<Event>>,
     filter: Filter,
+    caller: Caller,
     shutdown: watch::Receiver<bool>,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
     futures_util::stream::unfold(
-        (receiver, filter, shutdown),
-        |(mut receiver, filter, mut shutdown)| async move {
+        (receiver, filter, caller, shutdown),
+        |(mut receiver, filter, caller, mut shutdown)| async move {
             loop {
-                let message = match next_delivery(&mut receiver, &filter, &mut shutdown).await? {
+                let message = match next_delivery(&mut receiver, &filter, &caller, &mut shutdown).await? {
                     Delivery::Event(event) => match serde_json::to_string(&*event) {
                         Ok(json) => SseEvent::default()
                             .event(event.kind.as_str())
@@ -255,7 +273,7 @@ fn sse_stream(
                         SseEvent::default().event("lagged").data(notice(ServerNotice::Lagged(skipped)))
                     }
                 };
-                return Some((Ok(message), (receiver, filter, shutdown)));
+                return Some((Ok(message), (receiver, filter, caller, shutdown)));
             }
         },
     )
@@ -266,20 +284,24 @@ fn sse_stream(
     get,
     path = "/api/v1/stream",
     tag = "events",
+    security(("bearer" = [])),
     responses(
-        (status = 101, description = "WebSocket. Send {\"subscribe\": {\"twins\": [..] | null, \"signals\": [..] | null, \"kinds\": [..] | null}} (text); the server confirms with {\"subscribed\": {...}}, then sends each matching event as a JSON text frame, {\"lagged\": n} when this connection fell behind and n events were skipped, and {\"error\": \"...\"} for a bad message. Nothing is sent before the first subscription.",
+        (status = 101, description = "WebSocket. Send {\"subscribe\": {\"twins\": [..] | null, \"signals\": [..] | null, \"kinds\": [..] | null}} (text); the server confirms with {\"subscribed\": {...}}, then sends each matching event the caller may read at that moment (trimmed to the signals it may read) as a JSON text frame, {\"lagged\": n} when this connection fell behind and n events were skipped, and {\"error\": \"...\"} for a bad message. Nothing is sent before the first subscription. Closed with code 1008 when the caller's token is revoked or expires.",
             body = ClientMessage),
     )
 )]
 pub(crate) async fn websocket(
     State(state): State<AppState>,
     ShutdownSignal(shutdown): ShutdownSignal,
-    upgrade: WebSocketUpgrade,
-) -> Response {
-    upgrade
+    caller: Caller,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, Response> {
+    caller.require_authenticated().map_err(IntoResponse::into_response)?;
+    Ok(upgrade
+        .map_err(IntoResponse::into_response)?
         .max_message_size(MAX_WS_MESSAGE_BYTES)
-        .on_upgrade(move |socket| run_socket(socket, state, shutdown))
-        .into_response()
+        .on_upgrade(move |socket| run_socket(socket, state, caller, shutdown))
+        .into_response())
 }
 
 /// What the server says to a WebSocket client besides events.
@@ -291,7 +313,12 @@ enum ServerNotice {
     Error(String),
 }
 
-async fn run_socket(mut socket: WebSocket, state: AppState, mut shutdown: watch::Receiver<bool>) {
+async fn run_socket(
+    mut socket: WebSocket,
+    state: AppState,
+    caller: Caller,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut receiver = state.engine.subscribe();
     let mut filter: Option<Filter> = None;
     let mut ping = tokio::time::interval(Duration::from_millis(KEEP_ALIVE_INTERVAL_MS));
@@ -312,11 +339,17 @@ async fn run_socket(mut socket: WebSocket, state: AppState, mut shutdown: watch:
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => None,
             },
             event = receiver.recv() => match event {
-                Ok(event) => filter.as_ref().and_then(|f| f.apply(&event)).and_then(|event| {
-                    serde_json::to_string(&*event)
+                Ok(event) => match filter.as_ref().and_then(|f| f.apply(&event)).map(|e| caller.view_event(&e)) {
+                    Some(EventView::Visible(event)) => serde_json::to_string(&*event)
                         .inspect_err(|error| tracing::error!(%error, "event could not be serialised"))
-                        .ok()
-                }),
+                        .ok(),
+                    Some(EventView::CredentialEnded) => {
+                        let frame = CloseFrame { code: CLOSE_POLICY_VIOLATION, reason: "credential revoked or expired".into() };
+                        let _ = socket.send(Message::Close(Some(frame))).await;
+                        return;
+                    }
+                    Some(EventView::Hidden | EventView::TwinUnreadable) | None => None,
+                },
                 // Before the first subscription nothing was wanted, so nothing was lost.
                 Err(RecvError::Lagged(skipped)) => filter.as_ref().map(|_| notice(ServerNotice::Lagged(skipped))),
                 Err(RecvError::Closed) => return,
@@ -428,11 +461,12 @@ mod tests {
         }
         let (_stop, mut shutdown) = watch::channel(false);
         let all = Filter::default();
-        let first = next_delivery(&mut receiver, &all, &mut shutdown).await;
+        let caller = Caller::unrestricted();
+        let first = next_delivery(&mut receiver, &all, &caller, &mut shutdown).await;
         assert!(matches!(first, Some(Delivery::Lagged(2))), "{first:?}");
-        let second = next_delivery(&mut receiver, &all, &mut shutdown).await;
+        let second = next_delivery(&mut receiver, &all, &caller, &mut shutdown).await;
         assert!(matches!(second, Some(Delivery::Event(e)) if e.seq == 3));
-        let third = next_delivery(&mut receiver, &all, &mut shutdown).await;
+        let third = next_delivery(&mut receiver, &all, &caller, &mut shutdown).await;
         assert!(matches!(third, Some(Delivery::Event(e)) if e.seq == 4));
     }
 
@@ -441,7 +475,8 @@ mod tests {
         let (_sender, mut receiver) = broadcast::channel::<Arc<Event>>(2);
         let (stop, mut shutdown) = watch::channel(false);
         stop.send(true).unwrap();
-        assert!(next_delivery(&mut receiver, &Filter::default(), &mut shutdown).await.is_none());
+        let caller = Caller::unrestricted();
+        assert!(next_delivery(&mut receiver, &Filter::default(), &caller, &mut shutdown).await.is_none());
     }
 
     #[test]

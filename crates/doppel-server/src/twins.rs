@@ -17,10 +17,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
+use crate::auth::Caller;
+use crate::auth::twins::PutRequest;
 use crate::limits::{DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
 use crate::problem::{ApiError, Problem};
 
-/// Body of `PUT /api/v1/twins/{id}`; both members are optional.
+/// Body of `PUT /api/v1/twins/{id}`; every member is optional.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PutTwin {
@@ -31,6 +33,9 @@ pub(crate) struct PutTwin {
     #[serde(default)]
     #[schema(value_type = Object)]
     properties: serde_json::Map<String, serde_json::Value>,
+    /// The twin's owner, `user:<name>` (administrators only); by default a new twin belongs to the user who creates it.
+    #[serde(default)]
+    owner: Option<String>,
 }
 
 /// Query of `GET /api/v1/twins`.
@@ -66,30 +71,41 @@ pub(crate) fn parse_twin_id(text: &str) -> Result<TwinId, ApiError> {
     put,
     path = "/api/v1/twins/{id}",
     tag = "twins",
+    security(("bearer" = [])),
     params(("id" = String, Path, description = "Twin id: 1-128 URL-safe characters")),
-    request_body(content = PutTwin, description = "Model and properties; an empty body or {} keeps defaults"),
+    request_body(content = PutTwin, description = "Model, properties and (administrators) owner; an empty body or {} keeps defaults"),
     responses(
-        (status = 201, description = "Twin created", body = crate::openapi::TwinViewDoc),
+        (status = 201, description = "Twin created; the caller's user owns it", body = crate::openapi::TwinViewDoc),
         (status = 200, description = "Twin updated", body = crate::openapi::TwinViewDoc),
         (status = 400, description = "Invalid id, body, model or properties", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller may not manage this twin, or its credential may not create it", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn put_twin(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let id = parse_twin_id(&id)?;
+    caller.require_authenticated()?;
     let body = crate::limits::read_body(&headers, body, state.limits.max_body_bytes).await?;
     let request: PutTwin = if body.iter().all(u8::is_ascii_whitespace) {
         PutTwin::default()
     } else {
         serde_json::from_slice(&body).map_err(|error| ApiError::InvalidBody(error.to_string()))?
     };
+    let owner = match request.owner.as_deref() {
+        None => None,
+        Some(text) => {
+            Some(text.parse().map_err(|error| ApiError::InvalidBody(format!("owner {text:?}: {error}")))?)
+        }
+    };
+    let request = PutRequest { model: request.model, properties: request.properties, owner };
     let engine = state.engine.clone();
     let (view, created) =
-        crate::blocking(move || engine.put_twin(&id, request.model.as_deref(), request.properties)).await??;
+        crate::blocking(move || crate::auth::twins::put_twin(&caller, &engine, &id, request)).await??;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(view)).into_response())
 }
@@ -99,21 +115,25 @@ pub(crate) async fn put_twin(
     get,
     path = "/api/v1/twins/{id}",
     tag = "twins",
+    security(("bearer" = [])),
     params(("id" = String, Path, description = "Twin id")),
     responses(
-        (status = 200, description = "The twin", body = crate::openapi::TwinViewDoc),
-        (status = 404, description = "No such twin", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The twin: the live state of the signals the caller may read, and its properties if it may read the twin itself", body = crate::openapi::TwinViewDoc),
+        (status = 404, description = "No such twin, or none the caller may read", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn get_twin(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<TwinView>, ApiError> {
     let id = parse_twin_id(&id)?;
+    caller.require_readable(&id)?;
     let engine = state.engine.clone();
     let lookup = id.clone();
     let view = crate::blocking(move || engine.twin(&lookup)).await?;
-    view.map(Json).ok_or_else(|| ApiError::TwinNotFound(id.to_string()))
+    let view = view.ok_or_else(|| ApiError::TwinNotFound(id.to_string()))?;
+    Ok(Json(crate::auth::twins::visible_twin(&caller, view)))
 }
 
 /// Deletes a twin and its data; it never reappears.
@@ -121,20 +141,24 @@ pub(crate) async fn get_twin(
     delete,
     path = "/api/v1/twins/{id}",
     tag = "twins",
+    security(("bearer" = [])),
     params(("id" = String, Path, description = "Twin id")),
     responses(
-        (status = 204, description = "Deleted"),
-        (status = 404, description = "No such twin", body = Problem, content_type = "application/problem+json"),
+        (status = 204, description = "Deleted, with its owner and grants"),
+        (status = 403, description = "The caller may read the twin but not manage it", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such twin, or none the caller may read", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn delete_twin(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = parse_twin_id(&id)?;
     let engine = state.engine.clone();
     let lookup = id.clone();
-    let deleted = crate::blocking(move || engine.delete_twin(&lookup)).await??;
+    let deleted =
+        crate::blocking(move || crate::auth::twins::delete_twin(&caller, &engine, &lookup)).await??;
     if deleted { Ok(StatusCode::NO_CONTENT) } else { Err(ApiError::TwinNotFound(id.to_string())) }
 }
 
@@ -143,16 +167,19 @@ pub(crate) async fn delete_twin(
     get,
     path = "/api/v1/twins",
     tag = "twins",
+    security(("bearer" = [])),
     params(ListQuery),
     responses(
-        (status = 200, description = "One page of twins", body = TwinPage),
+        (status = 200, description = "One page of the twins the caller may read", body = TwinPage),
         (status = 400, description = "Bad `after` or `limit`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn list_twins(
     State(state): State<AppState>,
+    caller: Caller,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<TwinPage>, ApiError> {
+    caller.require_authenticated()?;
     let Query(query) = query
         .map_err(|rejection| ApiError::InvalidParameter { name: "query", reason: rejection.body_text() })?;
     let limit = parse_limit(query.limit.as_deref())?;
@@ -166,8 +193,10 @@ pub(crate) async fn list_twins(
     let model = query.model.filter(|m| !m.is_empty());
     let engine = state.engine.clone();
     // One more than asked tells whether another page follows.
-    let mut twins =
-        crate::blocking(move || engine.list_twins(after.as_ref(), limit + 1, model.as_deref())).await?;
+    let mut twins = crate::blocking(move || {
+        crate::auth::twins::readable_twins(&caller, &engine, after.as_ref(), limit + 1, model.as_deref())
+    })
+    .await?;
     let next = if twins.len() > limit {
         twins.truncate(limit);
         twins.last().map(|t| t.id.clone())

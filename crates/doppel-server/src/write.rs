@@ -17,6 +17,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::AppState;
+use crate::auth::Caller;
 use crate::problem::ApiError;
 
 /// Query of `POST /api/v2/write`.
@@ -52,16 +53,19 @@ pub(crate) struct WriteV1Query {
     post,
     path = "/api/v2/write",
     tag = "write",
+    security(("bearer" = [])),
     params(WriteV2Query),
     request_body(content = String, content_type = "text/plain", description = "Line protocol; the tag `twin` names the twin. May be gzip-compressed (`Content-Encoding: gzip`)."),
     responses(
         (status = 204, description = "Every point was written durably"),
         (status = 400, description = "Bad lines; nothing was written", body = crate::problem::InfluxError),
+        (status = 403, description = "The caller may not write some twins or signals of the batch (each named); nothing was written", body = crate::problem::InfluxError),
         (status = 413, description = "Body or batch too large", body = crate::problem::InfluxError),
     )
 )]
 pub(crate) async fn write_v2(
     State(state): State<AppState>,
+    caller: Caller,
     query: Result<Query<WriteV2Query>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
     body: Body,
@@ -70,7 +74,7 @@ pub(crate) async fn write_v2(
         Ok(Query(query)) => query.precision,
         Err(rejection) => return bad_query(rejection).into_influx_response(),
     };
-    write_lines(state, precision, headers, body).await
+    write_lines(state, caller, precision, headers, body).await
 }
 
 /// Writes InfluxDB line protocol (1.x API).
@@ -78,16 +82,19 @@ pub(crate) async fn write_v2(
     post,
     path = "/write",
     tag = "write",
+    security(("bearer" = [])),
     params(WriteV1Query),
     request_body(content = String, content_type = "text/plain", description = "Line protocol; the tag `twin` names the twin. May be gzip-compressed."),
     responses(
         (status = 204, description = "Every point was written durably"),
         (status = 400, description = "Bad lines; nothing was written", body = crate::problem::InfluxError),
+        (status = 403, description = "The caller may not write some twins or signals of the batch (each named); nothing was written", body = crate::problem::InfluxError),
         (status = 413, description = "Body or batch too large", body = crate::problem::InfluxError),
     )
 )]
 pub(crate) async fn write_v1(
     State(state): State<AppState>,
+    caller: Caller,
     query: Result<Query<WriteV1Query>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
     body: Body,
@@ -96,15 +103,21 @@ pub(crate) async fn write_v1(
         Ok(Query(query)) => query.precision,
         Err(rejection) => return bad_query(rejection).into_influx_response(),
     };
-    write_lines(state, precision, headers, body).await
+    write_lines(state, caller, precision, headers, body).await
 }
 
 fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
     ApiError::InvalidParameter { name: "query", reason: rejection.body_text() }
 }
 
-async fn write_lines(state: AppState, precision: Option<String>, headers: HeaderMap, body: Body) -> Response {
-    match try_write_lines(state, precision, headers, body).await {
+async fn write_lines(
+    state: AppState,
+    caller: Caller,
+    precision: Option<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match try_write_lines(state, caller, precision, headers, body).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(error) => error.into_influx_response(),
     }
@@ -112,10 +125,12 @@ async fn write_lines(state: AppState, precision: Option<String>, headers: Header
 
 async fn try_write_lines(
     state: AppState,
+    caller: Caller,
     precision: Option<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(), ApiError> {
+    caller.require_authenticated()?;
     let precision = parse_precision(precision.as_deref())?;
     let body = crate::limits::read_body(&headers, body, state.limits.max_body_bytes).await?;
     let max_points = state.limits.max_batch_points;
@@ -131,7 +146,7 @@ async fn try_write_lines(
         if batch.is_empty() {
             return Err(ApiError::EmptyBatch);
         }
-        engine.ingest(batch).map(|_receipt| ()).map_err(ApiError::from)
+        crate::auth::ingest_authorized(&caller, &engine, batch).map(|_receipt| ())
     })
     .await?
 }

@@ -574,14 +574,29 @@ async fn openapi_document_lists_every_route() {
         ("/health", "get"),
         ("/metrics", "get"),
         ("/api/openapi.json", "get"),
+        ("/api/v1/tokens", "post"),
+        ("/api/v1/tokens", "get"),
+        ("/api/v1/tokens/{id}", "delete"),
+        ("/api/v1/twins/{id}/grants", "get"),
+        ("/api/v1/twins/{id}/grants", "post"),
+        ("/api/v1/twins/{id}/grants/{grant}", "delete"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),
             "{method} {path} missing from the document"
         );
     }
-    assert_eq!(paths.len(), 12);
-    for schema in ["Problem", "TwinView", "TwinPage", "PointsWritten", "SignalRead", "InfluxError"] {
+    assert_eq!(paths.len(), 16);
+    for schema in [
+        "Problem",
+        "TwinView",
+        "TwinPage",
+        "PointsWritten",
+        "SignalRead",
+        "InfluxError",
+        "TokenView",
+        "GrantView",
+    ] {
         assert!(doc["components"]["schemas"].get(schema).is_some(), "schema {schema} missing");
     }
     assert_eq!(doc, serde_json::to_value(doppel_server::openapi()).unwrap());

@@ -17,8 +17,9 @@ pub const DEFAULT_DATA_DIR: &str = "./doppel-data";
 /// Doppel: live, private digital twins of people.
 ///
 /// Start a server with `doppel serve`, or see everything working at once
-/// with `doppel demo`. Client commands (query, twin, import) talk to a
-/// running server at --server (default http://127.0.0.1:7780).
+/// with `doppel demo`. Client commands (query, twin, import, token) talk to
+/// a running server at --server (default http://127.0.0.1:7780) with the
+/// credential given by --token or DOPPEL_TOKEN.
 #[derive(Parser, Debug)]
 #[command(name = "doppel", version, about, long_about, propagate_version = true)]
 pub struct Cli {
@@ -57,6 +58,12 @@ pub enum Command {
     Import(ImportArgs),
     /// Flush and compact a data directory offline (the server must be stopped).
     Compact(CompactArgs),
+    /// Make, list and revoke API tokens.
+    ///
+    /// create, list and revoke ask a running server (admin credential
+    /// needed, except to revoke one's own token); generate prints a fresh
+    /// token offline, to set as DOPPEL_ADMIN_TOKEN before the first start.
+    Token(TokenArgs),
     /// Benchmarks run side by side with peer databases.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -93,6 +100,14 @@ pub struct ServeArgs {
     /// Client certificates [default: required with --tls-client-ca, else off].
     #[arg(long, env = "DOPPEL_TLS_CLIENT_AUTH", value_enum)]
     pub tls_client_auth: Option<ClientAuthMode>,
+    /// Serve without authentication: every request may do everything.
+    /// Refused on a non-loopback address unless --insecure is given too.
+    #[arg(long, env = "DOPPEL_NO_AUTH")]
+    pub no_auth: bool,
+    /// Allow --no-auth on a non-loopback address (when a proxy in front
+    /// authenticates every request).
+    #[arg(long, env = "DOPPEL_INSECURE")]
+    pub insecure: bool,
 }
 
 /// `doppel demo`.
@@ -121,12 +136,16 @@ pub struct DemoArgs {
     pub duration_secs: Option<u64>,
 }
 
-/// Where the client commands find the server.
+/// Where the client commands find the server, and how they prove who
+/// they are.
 #[derive(Args, Debug, Clone)]
 pub struct ServerArgs {
     /// Base URL of a running Doppel server.
     #[arg(long, env = "DOPPEL_URL", default_value = "http://127.0.0.1:7780", global = true)]
     pub server: String,
+    /// Credential sent as `Authorization: Bearer`: an API token (dpl_…) or a JWT.
+    #[arg(long, env = "DOPPEL_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
 }
 
 /// Output formats of client commands.
@@ -218,6 +237,42 @@ pub enum TwinCommand {
         /// Twin id.
         id: String,
     },
+    /// Let a user, group or token use part of a twin, e.g.
+    /// `doppel twin share alice --with user:dr-who --resource signals:heart_rate --permissions read --ttl 90d`.
+    Share {
+        /// Twin id.
+        id: String,
+        /// Who receives the grant: user:<name>, group:<name> or token:<id>.
+        #[arg(long = "with")]
+        subject: String,
+        /// What of the twin: twin, signals:<pattern>, scenarios, alerts or policy.
+        #[arg(long, default_value = "twin")]
+        resource: String,
+        /// Permissions, comma-separated: read, write, simulate, manage, share.
+        #[arg(long, value_delimiter = ',', default_value = "read")]
+        permissions: Vec<String>,
+        /// How long the grant lasts, such as 90d [default: until revoked].
+        #[arg(long, conflicts_with = "expires")]
+        ttl: Option<String>,
+        /// When the grant ends (RFC 3339).
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// List a twin's owner and grants.
+    Grants {
+        /// Twin id.
+        id: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Revoke a grant (its id from `doppel twin grants`).
+    Unshare {
+        /// Twin id.
+        id: String,
+        /// Grant id.
+        grant: u64,
+    },
 }
 
 /// `doppel import`.
@@ -248,6 +303,55 @@ pub enum ImportFormat {
     Csv,
     /// InfluxDB line protocol.
     LineProtocol,
+}
+
+/// `doppel token`.
+#[derive(Args, Debug)]
+pub struct TokenArgs {
+    #[command(subcommand)]
+    pub command: TokenCommand,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// `doppel token ...`.
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Make a token on the server and print it (shown this once).
+    Create {
+        /// A label for listings, such as alice-phone.
+        #[arg(long)]
+        name: String,
+        /// The user the token acts as.
+        #[arg(long)]
+        user: String,
+        /// Scopes, comma-separated: admin, or any of read, write, simulate, manage, share.
+        #[arg(long, value_delimiter = ',', default_value = "read,write,simulate,manage,share")]
+        scopes: Vec<String>,
+        /// Only these twins, comma-separated (not with admin).
+        #[arg(long, value_delimiter = ',')]
+        twins: Option<Vec<String>>,
+        /// How long the token works, such as 90d [default: until revoked].
+        #[arg(long, conflicts_with = "expires")]
+        ttl: Option<String>,
+        /// When the token stops working (RFC 3339).
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// List the server's tokens (never their secrets).
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Revoke a token by its id (the 12 characters after `dpl_`).
+    Revoke {
+        /// Token id.
+        id: String,
+    },
+    /// Print a fresh admin token text without asking any server, to set as
+    /// DOPPEL_ADMIN_TOKEN before `doppel serve` first starts.
+    Generate,
 }
 
 /// `doppel compact`.

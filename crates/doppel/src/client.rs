@@ -4,17 +4,22 @@
 use anyhow::{Context, anyhow};
 use reqwest::{Method, StatusCode};
 
-/// Talks to one Doppel server.
+use crate::cli::ServerArgs;
+
+/// Talks to one Doppel server as one caller.
 pub struct Client {
     base: String,
     http: reqwest::Client,
+    /// Sent as `Authorization: Bearer` with every request.
+    token: Option<String>,
 }
 
 impl Client {
-    /// A client for the server at `base` (e.g. `http://127.0.0.1:7780`).
-    pub fn new(base: &str) -> anyhow::Result<Self> {
+    /// A client for the server and credential of `args`.
+    pub fn new(args: &ServerArgs) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder().build().context("cannot build the HTTP client")?;
-        Ok(Self { base: base.trim_end_matches('/').to_owned(), http })
+        let token = args.token.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned);
+        Ok(Self { base: args.server.trim_end_matches('/').to_owned(), http, token })
     }
 
     /// The URL of an API path.
@@ -32,6 +37,9 @@ impl Client {
     ) -> anyhow::Result<String> {
         let url = self.url(path);
         let mut request = self.http.request(method.clone(), &url).query(query);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
         match body {
             Some(Body::Json(value)) => request = request.json(&value),
             Some(Body::Text(text, content_type)) => {
@@ -51,7 +59,11 @@ impl Client {
         if status.is_success() {
             return Ok(text);
         }
-        Err(anyhow!("{}", describe_failure(status, &text)))
+        let mut message = describe_failure(status, &text);
+        if status == StatusCode::UNAUTHORIZED && self.token.is_none() {
+            message.push_str("\n  (no credential was sent: pass --token or set DOPPEL_TOKEN)");
+        }
+        Err(anyhow!("{message}"))
     }
 
     /// GET and parse JSON.

@@ -6,8 +6,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use doppel_auth::JwtConfig;
 use doppel_model::{SignalName, Span};
-use doppel_server::{ClientAuth, TlsConfig};
+use doppel_server::{
+    AuthConfig, ClientAuth, DEFAULT_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_PER_S, RateLimit, TlsConfig,
+};
 use serde::Deserialize;
 
 use crate::cli::{DEFAULT_DATA_DIR, DEFAULT_LISTEN, ServeArgs};
@@ -35,6 +38,23 @@ pub struct FileConfig {
     /// HTTPS settings.
     #[serde(default)]
     pub tls: TlsFileConfig,
+    /// Authentication settings.
+    #[serde(default)]
+    pub auth: AuthFileConfig,
+}
+
+/// `[auth]`.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AuthFileConfig {
+    /// Whether credentials are required (default true).
+    pub enabled: Option<bool>,
+    /// Sustained requests per second per client; 0 turns the limit off.
+    pub rate_limit_per_s: Option<f64>,
+    /// Requests per client at once.
+    pub rate_limit_burst: Option<u32>,
+    /// `[auth.jwt]`: the identity provider whose JWTs are accepted.
+    pub jwt: Option<JwtConfig>,
 }
 
 /// `[limits]`.
@@ -108,6 +128,9 @@ pub struct Settings {
     pub store: StoreFileConfig,
     /// HTTPS settings; `None` serves plain HTTP.
     pub tls: Option<TlsConfig>,
+    pub auth: AuthConfig,
+    /// Serve without authentication on a non-loopback address anyway.
+    pub insecure: bool,
 }
 
 impl Settings {
@@ -124,6 +147,7 @@ impl Settings {
             client_ca: args.tls_client_ca.or(file.tls.client_ca),
             client_auth: args.tls_client_auth.or(file.tls.client_auth),
         })?;
+        let auth = auth_config(file.auth, args.no_auth)?;
         Ok(Self {
             data: args.data.or(file.data).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             listen: args.listen.or(file.listen).unwrap_or(default_listen),
@@ -133,7 +157,25 @@ impl Settings {
             limits: file.limits,
             store: file.store,
             tls,
+            auth,
+            insecure: args.insecure,
         })
+    }
+
+    /// Refuses to expose an unauthenticated server beyond this machine
+    /// unless told `--insecure`: anyone who could reach it could read and
+    /// change every twin.
+    pub fn check_exposure(&self) -> anyhow::Result<()> {
+        if self.auth.enabled || self.insecure || self.listen.ip().is_loopback() {
+            return Ok(());
+        }
+        bail!(
+            "refusing to listen on {} without authentication: anyone who can reach that address could read \
+             and change every twin. Turn authentication back on (drop --no-auth / `[auth] enabled = false`), \
+             listen on a loopback address such as 127.0.0.1, or, if a proxy in front authenticates every \
+             request, pass --insecure",
+            self.listen
+        )
     }
 
     /// The store's retention policy from `[store]`.
@@ -178,6 +220,23 @@ fn resolve_tls(tls: TlsFileConfig) -> anyhow::Result<Option<TlsConfig>> {
         (None | Some(ClientAuthMode::Required), Some(ca_bundle)) => ClientAuth::Required { ca_bundle },
     };
     Ok(Some(TlsConfig { client_auth, ..TlsConfig::new(cert, key) }))
+}
+
+/// `[auth]` with `--no-auth` applied.
+fn auth_config(file: AuthFileConfig, no_auth: bool) -> anyhow::Result<AuthConfig> {
+    let per_second = file.rate_limit_per_s.unwrap_or(DEFAULT_RATE_LIMIT_PER_S);
+    let burst = file.rate_limit_burst.unwrap_or(DEFAULT_RATE_LIMIT_BURST);
+    let rate_limit = if per_second == 0.0 {
+        None
+    } else {
+        Some(RateLimit::new(per_second, burst).with_context(|| {
+            format!(
+                "[auth] rate_limit_per_s = {per_second}, rate_limit_burst = {burst}: the rate must be a positive \
+                 number (or 0 for no limit) and the burst at least 1"
+            )
+        })?)
+    };
+    Ok(AuthConfig { enabled: !no_auth && file.enabled.unwrap_or(true), jwt: file.jwt, rate_limit })
 }
 
 fn load(path: &Path) -> anyhow::Result<FileConfig> {
@@ -281,6 +340,56 @@ mod tests {
     fn unknown_client_auth_mode_is_an_error_naming_it() {
         let error = tls_settings("[tls]\nclient_auth = \"sometimes\"\n", ServeArgs::default()).unwrap_err();
         assert!(format!("{error:#}").contains("sometimes"), "{error:#}");
+    }
+
+    #[test]
+    fn authentication_is_on_by_default_and_the_file_configures_it() {
+        let settings = Settings::resolve(ServeArgs::default()).unwrap();
+        assert!(settings.auth.enabled);
+        assert_eq!(settings.auth.rate_limit, Some(RateLimit::default()));
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("doppel.toml");
+        std::fs::write(
+            &path,
+            "[auth]\nrate_limit_per_s = 0\n[auth.jwt]\nissuer = \"https://id.example.org\"\naudience = \"doppel\"\nadmin_group = \"ops\"\n",
+        )
+        .unwrap();
+        let settings = Settings::resolve(ServeArgs { config: Some(path), ..Default::default() }).unwrap();
+        assert_eq!(settings.auth.rate_limit, None);
+        assert_eq!(settings.auth.jwt.unwrap().audience, "doppel");
+
+        let settings = Settings::resolve(ServeArgs { no_auth: true, ..Default::default() }).unwrap();
+        assert!(!settings.auth.enabled);
+    }
+
+    #[test]
+    fn an_unauthenticated_server_stays_on_loopback_unless_told_insecure() {
+        let exposed =
+            ServeArgs { no_auth: true, listen: Some("0.0.0.0:7780".parse().unwrap()), ..Default::default() };
+        let error = Settings::resolve(exposed).unwrap().check_exposure().unwrap_err().to_string();
+        assert!(error.contains("0.0.0.0:7780") && error.contains("--insecure"), "{error}");
+        let insecure = ServeArgs {
+            no_auth: true,
+            insecure: true,
+            listen: Some("0.0.0.0:7780".parse().unwrap()),
+            ..Default::default()
+        };
+        assert!(Settings::resolve(insecure).unwrap().check_exposure().is_ok());
+        let loopback =
+            ServeArgs { no_auth: true, listen: Some("[::1]:7780".parse().unwrap()), ..Default::default() };
+        assert!(Settings::resolve(loopback).unwrap().check_exposure().is_ok());
+        let authenticated = ServeArgs { listen: Some("0.0.0.0:7780".parse().unwrap()), ..Default::default() };
+        assert!(Settings::resolve(authenticated).unwrap().check_exposure().is_ok());
+    }
+
+    #[test]
+    fn a_bad_rate_limit_is_an_error_naming_the_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("doppel.toml");
+        std::fs::write(&path, "[auth]\nrate_limit_per_s = -3\n").unwrap();
+        let error = Settings::resolve(ServeArgs { config: Some(path), ..Default::default() }).unwrap_err();
+        assert!(format!("{error:#}").contains("rate_limit_per_s"), "{error:#}");
     }
 
     #[test]

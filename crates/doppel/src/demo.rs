@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::DemoArgs;
 use crate::config::{LimitsConfig, Settings, StoreFileConfig};
-use crate::serve::{open_engine, server_config, shutdown_signal};
+use crate::serve::{ADMIN_TOKEN_VARIABLE, open_auth, open_engine, server_config, shutdown_signal};
 
 /// Points per ingest call while loading history: large enough to amortise
 /// fsyncs, small enough to keep memory flat.
@@ -46,8 +46,17 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         limits: LimitsConfig::default(),
         store: StoreFileConfig::default(),
         tls: None,
+        auth: doppel_server::AuthConfig::default(),
+        insecure: false,
     };
     let engine = open_engine(&settings).await?;
+    // The demo's server takes the token from DOPPEL_ADMIN_TOKEN, or one
+    // made here, so that it can print a credential that works.
+    let admin_token = match std::env::var(ADMIN_TOKEN_VARIABLE) {
+        Ok(text) if !text.trim().is_empty() => text.trim().to_owned(),
+        _ => crate::token::generate()?,
+    };
+    let (auth, _) = open_auth(&settings, Some(&admin_token)).await?;
 
     let now = Timestamp::now();
     let today = Timestamp::from_nanos(now.as_nanos().div_euclid(NANOS_PER_DAY) * NANOS_PER_DAY);
@@ -69,7 +78,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             .context("history generation panicked")??
     };
 
-    let server_config = server_config(&settings);
+    let server_config = doppel_server::ServerConfig { auth, ..server_config(&settings) };
     let listen = server_config.listen;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = {
@@ -82,7 +91,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             .await
         })
     };
-    print_welcome(listen, &population.people);
+    print_welcome(listen, &admin_token, &population.people);
 
     let live = tokio::task::spawn_blocking({
         let engine = engine.clone();
@@ -223,7 +232,7 @@ fn stream_live(
     Ok(())
 }
 
-fn print_welcome(listen: std::net::SocketAddr, people: &[Profile]) {
+fn print_welcome(listen: std::net::SocketAddr, admin_token: &str, people: &[Profile]) {
     let base = format!("http://{listen}");
     let first = people.first().map(|p| p.id.to_string()).unwrap_or_default();
     let ill =
@@ -234,8 +243,9 @@ fn print_welcome(listen: std::net::SocketAddr, people: &[Profile]) {
     let cgm = people.iter().find(|p| p.diabetes.is_some());
     println!();
     println!("Doppel demo is live at {base} (Ctrl-C to stop)");
+    println!("  admin token:     {admin_token}");
     println!("  API description: {base}/api/openapi.json");
-    println!("  metrics:         {base}/metrics");
+    println!("  metrics:         {base}/metrics (with the token)");
     if let Some(p) = ill {
         println!("  {} has a planted illness episode (resting HR and skin temperature rise)", p.id);
     }
@@ -246,11 +256,13 @@ fn print_welcome(listen: std::net::SocketAddr, people: &[Profile]) {
         println!("  {} wears a CGM and doses insulin", p.id);
     }
     println!();
+    let auth = format!("-H \"Authorization: Bearer {admin_token}\"");
     println!("Try:");
-    println!("  curl -s {base}/api/v1/twins/{first}");
+    println!("  curl -s {auth} {base}/api/v1/twins/{first}");
     println!(
-        "  curl -s '{base}/api/v1/twins/{first}/signals/heart_rate?every=1h&agg=mean,min,max&format=csv'"
+        "  curl -s {auth} '{base}/api/v1/twins/{first}/signals/heart_rate?every=1h&agg=mean,min,max&format=csv'"
     );
-    println!("  curl -sN {base}/api/v1/twins/{first}/events");
+    println!("  curl -sN {auth} {base}/api/v1/twins/{first}/events");
+    println!("or, with the client commands: export DOPPEL_TOKEN={admin_token}; doppel twin show {first}");
     println!();
 }

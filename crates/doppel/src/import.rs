@@ -15,7 +15,7 @@ use crate::cli::{ImportArgs, ImportFormat};
 use crate::client::{Body, Client};
 
 pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
-    let client = Client::new(&args.server.server)?;
+    let client = Client::new(&args.server)?;
     let precision = Precision::parse(&args.precision)?;
     let format = match args.format {
         Some(format) => format,

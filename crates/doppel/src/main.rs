@@ -14,6 +14,7 @@ mod import;
 mod output;
 mod query;
 mod serve;
+mod token;
 mod twin;
 
 use clap::Parser;
@@ -47,6 +48,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Twin(args) => twin::run(args).await,
         Command::Import(args) => import::run(args).await,
         Command::Compact(args) => compact::run(args).await,
+        Command::Token(args) => token::run(args).await,
         Command::Bench(cmd) => bench::run(cmd).await,
     }
 }

@@ -7,7 +7,7 @@ use crate::client::Client;
 use crate::output::{cell, table};
 
 pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
-    let client = Client::new(&args.server.server)?;
+    let client = Client::new(&args.server)?;
     let path = format!("/api/v1/twins/{}/signals/{}", args.twin, args.signal);
     let mut query: Vec<(&str, String)> = Vec::new();
     for (name, value) in [

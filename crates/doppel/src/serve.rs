@@ -1,21 +1,40 @@
-//! `doppel serve`: open the engine, report what recovery found, serve
-//! until Ctrl-C or SIGTERM.
+//! `doppel serve`: open the engine and the authentication state, report
+//! what recovery found, serve until Ctrl-C or SIGTERM.
 
 use std::sync::Arc;
 
 use anyhow::Context;
+use doppel_auth::{AuthStore, Bootstrap};
 use doppel_engine::{Engine, EngineConfig};
-use doppel_model::ModelRegistry;
-use doppel_server::ServerConfig;
+use doppel_model::{ModelRegistry, Timestamp};
+use doppel_server::{Auth, ServerConfig};
 use doppel_store::StoreConfig;
 
 use crate::cli::ServeArgs;
 use crate::config::Settings;
 
+/// The variable holding an admin token to register at start.
+pub const ADMIN_TOKEN_VARIABLE: &str = "DOPPEL_ADMIN_TOKEN";
+/// Where in the data directory the tokens and policies live.
+const AUTH_DIR: &str = "auth";
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let settings = Settings::resolve(args)?;
+    settings.check_exposure()?;
     let engine = open_engine(&settings).await?;
-    let config = server_config(&settings);
+    let admin_token = std::env::var(ADMIN_TOKEN_VARIABLE).ok();
+    let (auth, bootstrap) = open_auth(&settings, admin_token.as_deref()).await?;
+    match bootstrap {
+        Bootstrap::Generated(token) => eprint!("{}", admin_token_box(token.expose())),
+        Bootstrap::FromEnvironment(id) => {
+            tracing::info!(%id, "registered the admin token from {ADMIN_TOKEN_VARIABLE}");
+        }
+        Bootstrap::NotNeeded => {}
+    }
+    if !auth.is_enabled() {
+        tracing::warn!("authentication is off: every request may read and change every twin");
+    }
+    let config = ServerConfig { auth, ..server_config(&settings) };
     let scheme = if config.tls.is_some() { "https" } else { "http" };
     tracing::info!(url = %format!("{scheme}://{}", config.listen), data = %settings.data.display(), "doppel is serving");
     doppel_server::serve(engine, config, shutdown_signal()).await.context("server failed")
@@ -49,6 +68,45 @@ pub async fn open_engine(settings: &Settings) -> anyhow::Result<Arc<Engine>> {
     let report = engine.store().recovery_report();
     tracing::info!(?report, "store opened");
     Ok(Arc::new(engine))
+}
+
+/// Loads the tokens and policies from the data directory (off the async
+/// workers: the bootstrap may fsync), registering an admin token when
+/// needed.
+pub async fn open_auth(settings: &Settings, admin_token: Option<&str>) -> anyhow::Result<(Auth, Bootstrap)> {
+    let store = AuthStore::new(settings.data.join(AUTH_DIR));
+    let path = store.path();
+    let config = settings.auth.clone();
+    let admin_token = admin_token.map(str::to_owned);
+    tokio::task::spawn_blocking(move || Auth::open(store, &config, admin_token.as_deref(), Timestamp::now()))
+        .await
+        .context("loading the authentication state panicked")?
+        .with_context(|| format!("cannot load the authentication state {}", path.display()))
+}
+
+/// The one time a generated admin token is shown: boxed, on stderr, so it
+/// stands out from the log lines around it.
+pub fn admin_token_box(token: &str) -> String {
+    let lines = [
+        "Doppel made an admin token for this data directory.".to_owned(),
+        "It is stored only as a hash: it will not be shown again.".to_owned(),
+        String::new(),
+        format!("    {token}"),
+        String::new(),
+        "Send it as `Authorization: Bearer <token>`, or give it to the".to_owned(),
+        "client commands with --token or DOPPEL_TOKEN. To choose the admin".to_owned(),
+        format!("token yourself, set {ADMIN_TOKEN_VARIABLE} (see `doppel token generate`)."),
+    ];
+    let width = lines.iter().map(|line| line.chars().count()).max().unwrap_or(0);
+    let rule = format!("+{}+\n", "-".repeat(width + 2));
+    let mut text = String::from("\n");
+    text.push_str(&rule);
+    for line in &lines {
+        text.push_str(&format!("| {line:<width$} |\n"));
+    }
+    text.push_str(&rule);
+    text.push('\n');
+    text
 }
 
 /// Server settings from `[limits]`, `[tls]` and the listen address.
@@ -98,4 +156,19 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_admin_token_box_shows_the_token_and_says_it_is_shown_once() {
+        let token = "dpl_abcdefgh2345_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        let text = admin_token_box(token);
+        assert!(text.contains(token), "{text}");
+        assert!(text.contains("will not be shown again"), "{text}");
+        let widths: Vec<usize> = text.lines().filter(|l| !l.is_empty()).map(|l| l.chars().count()).collect();
+        assert!(widths.windows(2).all(|pair| pair[0] == pair[1]), "ragged box:\n{text}");
+    }
 }

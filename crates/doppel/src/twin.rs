@@ -8,7 +8,7 @@ use crate::client::{Body, Client};
 use crate::output::{cell, table};
 
 pub async fn run(args: TwinArgs) -> anyhow::Result<()> {
-    let client = Client::new(&args.server.server)?;
+    let client = Client::new(&args.server)?;
     match args.command {
         TwinCommand::List { model, limit, format } => {
             let mut query = vec![("limit", limit.to_string())];
@@ -59,8 +59,84 @@ pub async fn run(args: TwinArgs) -> anyhow::Result<()> {
             client.send(Method::DELETE, &format!("/api/v1/twins/{id}"), &[], None).await?;
             println!("deleted twin {id} and all its data");
         }
+        TwinCommand::Share { id, subject, resource, permissions, ttl, expires } => {
+            let mut body =
+                serde_json::json!({"subject": subject, "resource": resource, "permissions": permissions});
+            for (key, value) in [("ttl", ttl), ("expires", expires)] {
+                if let Some(value) = value {
+                    body[key] = value.into();
+                }
+            }
+            let path = format!("/api/v1/twins/{id}/grants");
+            let text = client.send(Method::POST, &path, &[], Some(Body::Json(body))).await?;
+            let grant: serde_json::Value =
+                serde_json::from_str(&text).context("the server's answer is not JSON")?;
+            println!("{}", describe_grant(&id, &grant));
+        }
+        TwinCommand::Grants { id, format } => {
+            let answer = client.get_json(&format!("/api/v1/twins/{id}/grants"), &[]).await?;
+            match format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&answer)?),
+                Format::Table | Format::Csv => print!("{}", render_grants(&answer, format)),
+            }
+        }
+        TwinCommand::Unshare { id, grant } => {
+            client.send(Method::DELETE, &format!("/api/v1/twins/{id}/grants/{grant}"), &[], None).await?;
+            println!("revoked grant {grant} on twin {id}");
+        }
     }
     Ok(())
+}
+
+/// `grant 3 on twin alice: user:dr-who may read signals:heart_rate until 2024-06-01T00:00:00Z`.
+fn describe_grant(twin: &str, grant: &serde_json::Value) -> String {
+    let until = match grant["expires"].as_str() {
+        Some(expires) => format!("until {expires}"),
+        None => "until revoked".to_owned(),
+    };
+    format!(
+        "grant {} on twin {twin}: {} may {} {} {until}",
+        cell(&grant["id"]),
+        cell(&grant["subject"]),
+        permission_list(&grant["permissions"]).replace(' ', ", "),
+        cell(&grant["resource"]),
+    )
+}
+
+fn permission_list(value: &serde_json::Value) -> String {
+    value.as_array().map_or_else(String::new, |items| {
+        items.iter().filter_map(serde_json::Value::as_str).collect::<Vec<_>>().join(" ")
+    })
+}
+
+fn render_grants(answer: &serde_json::Value, format: Format) -> String {
+    let header = ["grant", "subject", "resource", "permissions", "expires", "active", "granted_by"];
+    let rows: Vec<Vec<String>> = answer["grants"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|grant| {
+            vec![
+                cell(&grant["id"]),
+                cell(&grant["subject"]),
+                cell(&grant["resource"]),
+                permission_list(&grant["permissions"]),
+                cell(&grant["expires"]),
+                cell(&grant["active"]),
+                cell(&grant["granted_by"]),
+            ]
+        })
+        .collect();
+    if format == Format::Csv {
+        let mut out = format!("{}\n", header.join(","));
+        for row in rows {
+            out.push_str(&row.join(","));
+            out.push('\n');
+        }
+        return out;
+    }
+    let owner = answer["owner"].as_str().unwrap_or("nobody (administrators only)");
+    format!("twin {}  owner {owner}\n\n{}", cell(&answer["twin"]), table(&header, &rows))
 }
 
 /// `key=value` pairs; values that parse as JSON keep their type.
@@ -119,6 +195,26 @@ fn render_twin(twin: &serde_json::Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_grant_is_described_in_one_sentence() {
+        let grant = serde_json::json!({"id": 3, "subject": "user:dr-who", "resource": "signals:heart_rate",
+            "permissions": ["read", "share"], "expires": "2024-06-01T00:00:00Z"});
+        assert_eq!(
+            describe_grant("alice", &grant),
+            "grant 3 on twin alice: user:dr-who may read, share signals:heart_rate until 2024-06-01T00:00:00Z"
+        );
+    }
+
+    #[test]
+    fn grants_render_with_the_owner_above_them() {
+        let answer = serde_json::json!({"twin": "alice", "owner": "user:alice", "grants": [{"id": 1,
+            "subject": "user:coach", "resource": "twin", "permissions": ["read"], "expires": null,
+            "active": true, "granted_by": "user:alice"}]});
+        let text = render_grants(&answer, Format::Table);
+        assert!(text.starts_with("twin alice  owner user:alice\n\ngrant"), "{text}");
+        assert!(text.contains("user:coach") && text.contains("true"), "{text}");
+    }
 
     #[test]
     fn properties_keep_json_types() {

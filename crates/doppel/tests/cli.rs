@@ -11,7 +11,7 @@ mod common;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use common::{CliOutput, Server, doppel, free_port};
+use common::{CliOutput, Server, admin_client, admin_token, doppel, doppel_with_env, free_port};
 use doppel_model::Timestamp;
 use serde_json::{Value, json};
 
@@ -38,11 +38,11 @@ impl Fixture {
         self.server.url("")
     }
 
-    /// Runs `doppel ARGS --server URL`.
+    /// Runs `doppel ARGS --server URL --token ADMIN`.
     async fn run(&self, args: &[&str]) -> CliOutput {
         let url = self.url();
         let mut all: Vec<&str> = args.to_vec();
-        all.extend(["--server", url.as_str()]);
+        all.extend(["--server", url.as_str(), "--token", admin_token()]);
         doppel(&all).await
     }
 
@@ -466,7 +466,7 @@ async fn help_lists_every_subcommand_and_flag() {
     let top = doppel(&["--help"]).await;
     assert!(top.success);
     assert!(top.stdout.contains("Usage: doppel [OPTIONS] <COMMAND>"), "{}", top.stdout);
-    for command in ["serve", "demo", "query", "twin", "import", "compact", "bench", "help"] {
+    for command in ["serve", "demo", "query", "twin", "import", "compact", "token", "bench", "help"] {
         assert!(top.stdout.contains(&format!("\n  {command} ")), "`{command}` missing from:\n{}", top.stdout);
     }
 
@@ -482,6 +482,8 @@ async fn help_lists_every_subcommand_and_flag() {
         "--tls-key <TLS_KEY>",
         "--tls-client-ca <TLS_CLIENT_CA>",
         "--tls-client-auth <TLS_CLIENT_AUTH>",
+        "--no-auth",
+        "--insecure",
     ] {
         assert!(serve.stdout.contains(flag), "`{flag}` missing from:\n{}", serve.stdout);
     }
@@ -501,7 +503,7 @@ async fn help_lists_every_subcommand_and_flag() {
     }
 
     let query = doppel(&["query", "--help"]).await;
-    for flag in ["--from", "--to", "--every", "--agg", "--source", "--format", "--server"] {
+    for flag in ["--from", "--to", "--every", "--agg", "--source", "--format", "--server", "--token"] {
         assert!(query.stdout.contains(flag), "`{flag}` missing from:\n{}", query.stdout);
     }
 
@@ -523,7 +525,7 @@ async fn compact_of_a_stopped_servers_directory_prints_json_stats_and_keeps_the_
                  heart_rate,twin=alice value=64 1709294460000000000\n\
                  spo2,twin=alice value=97 1709294400000000000\n\
                  heart_rate,twin=bob value=70 1709294400000000000\n";
-    let response = reqwest::Client::new()
+    let response = admin_client(std::time::Duration::from_secs(60))
         .post(server.url("/api/v2/write?precision=ns"))
         .body(lines)
         .send()
@@ -558,7 +560,17 @@ async fn compact_of_a_stopped_servers_directory_prints_json_stats_and_keeps_the_
 
     let server = Server::start(&data, &log, &[]).await;
     let url = server.url("");
-    let mut args = vec!["query", "alice", "heart_rate", "--format", "csv", "--server", url.as_str()];
+    let mut args = vec![
+        "query",
+        "alice",
+        "heart_rate",
+        "--format",
+        "csv",
+        "--server",
+        url.as_str(),
+        "--token",
+        admin_token(),
+    ];
     args.extend(DAY);
     let output = doppel(&args).await;
     assert!(output.success, "{}", output.stderr);
@@ -648,4 +660,154 @@ async fn serve_with_tls_logs_an_https_address() {
     let _ = child.kill();
     let _ = child.wait();
     assert!(text.contains("doppel API listening") && text.contains(&expected), "log:\n{text}");
+}
+
+// ------------------------------------------------------------ authentication
+
+/// The admin tokens shown in a server log's bootstrap boxes.
+fn boxed_tokens(log: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|line| line.trim_matches(|c: char| c == '|' || c.is_whitespace()).strip_prefix("dpl_"))
+        .map(|rest| format!("dpl_{rest}"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_start_prints_an_admin_token_once_and_it_works() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, log) = (dir.path().join("data"), dir.path().join("server.log"));
+    let mut server = Server::start_with_env(&data, &log, &[], &[]).await;
+    let printed = std::fs::read_to_string(&log).expect("server log");
+    assert!(printed.contains("will not be shown again"), "{printed}");
+    let tokens = boxed_tokens(&printed);
+    assert_eq!(tokens.len(), 1, "{printed}");
+    let url = server.url("");
+    let listed = doppel(&["twin", "list", "--server", &url, "--token", &tokens[0]]).await;
+    assert!(listed.success, "{}", listed.stderr);
+
+    server.terminate();
+    let server = Server::start_with_env(&data, &log, &[], &[]).await;
+    let printed = std::fs::read_to_string(&log).expect("server log");
+    assert_eq!(boxed_tokens(&printed).len(), 1, "a second start must not make another token:\n{printed}");
+    let url = server.url("");
+    assert!(doppel(&["twin", "list", "--server", &url, "--token", &tokens[0]]).await.success);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generated_token_set_as_doppel_admin_token_is_the_admin_credential() {
+    let generated = doppel(&["token", "generate"]).await;
+    assert!(generated.success, "{}", generated.stderr);
+    let token = generated.stdout.trim().to_owned();
+    assert!(token.starts_with("dpl_") && token.len() == 60, "{token:?}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, log) = (dir.path().join("data"), dir.path().join("server.log"));
+    let server = Server::start_with_env(&data, &log, &[], &[("DOPPEL_ADMIN_TOKEN", &token)]).await;
+    let printed = std::fs::read_to_string(&log).expect("server log");
+    assert!(boxed_tokens(&printed).is_empty(), "no token is printed when one is given:\n{printed}");
+    let url = server.url("");
+    let listed = doppel_with_env(&["token", "list", "--server", &url], &[("DOPPEL_TOKEN", &token)]).await;
+    assert!(listed.success, "{}", listed.stderr);
+    assert!(listed.stdout.contains("bootstrap-admin"), "{}", listed.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_create_list_and_revoke_manage_a_users_credential() {
+    let f = Fixture::start().await;
+    let created =
+        f.ok(&["token", "create", "--name", "phone", "--user", "alice", "--scopes", "read,write"]).await;
+    let token = created.lines().next().expect("the token on the first line").to_owned();
+    assert!(token.starts_with("dpl_"), "{created}");
+    assert!(created.contains("shown this once"), "{created}");
+    let id = &token[4..16];
+
+    let listed = f.ok(&["token", "list"]).await;
+    let row = listed
+        .lines()
+        .find(|line| line.starts_with(id))
+        .unwrap_or_else(|| panic!("{id} not listed:\n{listed}"));
+    assert!(
+        row.contains("phone")
+            && row.contains("alice")
+            && row.contains("read write")
+            && row.contains("active"),
+        "{row}"
+    );
+    assert!(!listed.contains(&token[17..]), "the secret must never be listed:\n{listed}");
+
+    let url = f.url();
+    let as_alice = ["twin", "list", "--server", url.as_str(), "--token", token.as_str()];
+    assert!(doppel(&as_alice).await.success);
+    assert_eq!(
+        f.ok(&["token", "revoke", id]).await,
+        format!("revoked token {id}: it no longer authenticates\n")
+    );
+    let refused = doppel(&as_alice).await;
+    assert!(!refused.success);
+    assert!(refused.stderr.contains("401") && refused.stderr.contains("revoked"), "{}", refused.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_command_without_a_credential_is_told_how_to_send_one() {
+    let f = Fixture::start().await;
+    let url = f.url();
+    let output = doppel(&["twin", "list", "--server", &url]).await;
+    assert!(!output.success);
+    assert!(output.stderr.contains("401"), "{}", output.stderr);
+    assert!(output.stderr.contains("--token") && output.stderr.contains("DOPPEL_TOKEN"), "{}", output.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refuses_to_expose_an_unauthenticated_server_without_insecure() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let listen = format!("0.0.0.0:{}", free_port());
+    let output = doppel(&["serve", "--no-auth", "--listen", &listen, "--data", path_str(&data)]).await;
+    assert!(!output.success, "serve must refuse:\n{}", output.stderr);
+    assert!(output.stderr.contains(&listen) && output.stderr.contains("--insecure"), "{}", output.stderr);
+    assert!(!data.exists(), "nothing is opened before the refusal");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twin_share_lets_a_coach_read_heart_rate_until_unshared() {
+    let f = Fixture::start().await;
+    let csv = f.file("day.csv", b"time,twin,signal,value\n2024-03-01T12:00:00Z,alice,heart_rate,62\n");
+    f.ok(&["import", path_str(&csv)]).await;
+    let created =
+        f.ok(&["token", "create", "--name", "coach-laptop", "--user", "coach", "--scopes", "read"]).await;
+    let coach = created.lines().next().expect("the token").to_owned();
+    let url = f.url();
+    let mut read =
+        vec!["query", "alice", "heart_rate", "--format", "csv", "--server", url.as_str(), "--token", &coach];
+    read.extend(DAY);
+
+    let refused = doppel(&read).await;
+    assert!(!refused.success && refused.stderr.contains("404"), "{}", refused.stderr);
+
+    let shared = f
+        .ok(&[
+            "twin",
+            "share",
+            "alice",
+            "--with",
+            "user:coach",
+            "--resource",
+            "signals:heart_rate",
+            "--ttl",
+            "90d",
+        ])
+        .await;
+    assert!(
+        shared.starts_with("grant 1 on twin alice: user:coach may read signals:heart_rate until 20"),
+        "{shared}"
+    );
+    let allowed = doppel(&read).await;
+    assert!(allowed.success, "{}", allowed.stderr);
+    assert_eq!(allowed.stdout, "time,value\n2024-03-01T12:00:00Z,62\n");
+    let grants = f.ok(&["twin", "grants", "alice"]).await;
+    assert!(grants.starts_with("twin alice  owner nobody"), "{grants}");
+    assert!(grants.contains("user:coach") && grants.contains("signals:heart_rate"), "{grants}");
+
+    assert_eq!(f.ok(&["twin", "unshare", "alice", "1"]).await, "revoked grant 1 on twin alice\n");
+    let refused = doppel(&read).await;
+    assert!(!refused.success && refused.stderr.contains("404"), "{}", refused.stderr);
 }

@@ -407,10 +407,7 @@ async fn create_twins(server: &Server, context: &str) {
 }
 
 fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_millis(REQUEST_TIMEOUT_MS))
-        .build()
-        .expect("build HTTP client")
+    common::admin_client(Duration::from_millis(REQUEST_TIMEOUT_MS))
 }
 
 /// Runs the writers until the kill, then waits for them to notice.

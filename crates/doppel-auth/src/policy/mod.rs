@@ -72,6 +72,20 @@ impl Policies {
         true
     }
 
+    /// Makes `owner` the owner of `twin`, replacing any earlier owner (an
+    /// administrator assigning a twin to its person). Grants stay. Answers
+    /// the previous owner.
+    pub fn set_owner(&mut self, twin: &TwinId, owner: Subject) -> Option<Subject> {
+        self.twins.entry(twin.clone()).or_default().owner.replace(owner)
+    }
+
+    /// Every twin with an owner or a grant, in id order: the only twins a
+    /// principal without the admin scope can read, so listings for such a
+    /// principal walk these rather than every twin there is.
+    pub fn twins(&self) -> impl Iterator<Item = &TwinId> {
+        self.twins.keys()
+    }
+
     /// Forgets a deleted twin's owner and grants. Answers whether there
     /// were any.
     pub fn remove_twin(&mut self, twin: &TwinId) -> bool {

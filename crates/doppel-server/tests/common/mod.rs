@@ -7,8 +7,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use doppel_auth::{AuthState, AuthStore, NewToken, Scopes, TokenName, UserName};
 use doppel_engine::{Engine, EngineConfig};
-use doppel_server::{ServerConfig, serve_listener};
+use doppel_model::Timestamp;
+use doppel_server::{Auth, AuthConfig, ServerConfig, serve_listener};
 use doppel_store::StoreConfig;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -23,9 +25,11 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     pub engine: Arc<Engine>,
+    /// Sent with the helper requests (`get`, `post`, ...) when set.
+    pub admin_token: Option<String>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), doppel_server::ServerError>>>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl TestServer {
@@ -34,7 +38,39 @@ impl TestServer {
     }
 
     pub async fn start_with(config: ServerConfig, tune: impl FnOnce(&mut EngineConfig)) -> Self {
+        Self::start_in(tempfile::tempdir().unwrap(), config, tune).await
+    }
+
+    /// A server with authentication on: `state` is saved in its data
+    /// directory's `auth/` first, an admin token is added to it, and the
+    /// helper requests send that token.
+    pub async fn start_authenticated(mut state: AuthState, auth: AuthConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let admin = add_token(&mut state, "admin", Scopes::Admin);
+        let store = AuthStore::new(dir.path().join("auth"));
+        store.save(&state).unwrap();
+        let (auth, _) = Auth::open(store, &auth, None, Timestamp::now()).unwrap();
+        let mut server = Self::start_in(dir, ServerConfig { auth, ..ServerConfig::default() }, |_| {}).await;
+        server.admin_token = Some(admin);
+        server
+    }
+
+    /// A server in `dir` (whose `auth/` the caller may have prepared) with
+    /// `auth`.
+    pub async fn start_with_auth(dir: tempfile::TempDir, auth: Auth) -> Self {
+        Self::start_in(dir, ServerConfig { auth, ..ServerConfig::default() }, |_| {}).await
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    async fn start_in(
+        dir: tempfile::TempDir,
+        config: ServerConfig,
+        tune: impl FnOnce(&mut EngineConfig),
+    ) -> Self {
         let mut store = StoreConfig::new(dir.path());
         store.background = false;
         let mut engine_config = EngineConfig::new(store);
@@ -47,7 +83,16 @@ impl TestServer {
             let _ = receiver.await;
         }));
         let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
-        Self { addr, client, engine, shutdown: Some(sender), task: Some(task), _dir: dir }
+        Self { addr, client, engine, admin_token: None, shutdown: Some(sender), task: Some(task), dir }
+    }
+
+    /// A request with the admin token, when the server has one.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let request = self.client.request(method, self.url(path));
+        match &self.admin_token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -55,19 +100,19 @@ impl TestServer {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(self.url(path)).send().await.unwrap()
+        self.request(reqwest::Method::GET, path).send().await.unwrap()
     }
 
     pub async fn post(&self, path: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
-        self.client.post(self.url(path)).body(body).send().await.unwrap()
+        self.request(reqwest::Method::POST, path).body(body).send().await.unwrap()
     }
 
     pub async fn put_json(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
-        self.client.put(self.url(path)).json(&body).send().await.unwrap()
+        self.request(reqwest::Method::PUT, path).json(&body).send().await.unwrap()
     }
 
     pub async fn delete(&self, path: &str) -> reqwest::Response {
-        self.client.delete(self.url(path)).send().await.unwrap()
+        self.request(reqwest::Method::DELETE, path).send().await.unwrap()
     }
 
     /// Writes line protocol through the Influx v2 route, asserting 204.
@@ -107,4 +152,15 @@ pub async fn assert_bad_parameter(response: reqwest::Response, parameter: &str) 
     assert_eq!(problem["status"], 400, "{problem}");
     assert_eq!(problem["parameter"], parameter, "{problem}");
     assert!(problem["detail"].as_str().unwrap().contains(parameter), "{problem}");
+}
+
+/// Adds an API token for `user` with `scopes` to `state`, returning its text.
+pub fn add_token(state: &mut AuthState, user: &str, scopes: Scopes) -> String {
+    let new = NewToken {
+        name: TokenName::new(&format!("{user}-test")).unwrap(),
+        user: UserName::new(user).unwrap(),
+        scopes,
+        expires: None,
+    };
+    state.tokens.create(new, Timestamp::now()).unwrap().0.expose().to_owned()
 }

@@ -68,8 +68,8 @@ async fn bench_one(
     let mut system = RunningSystem::start(kind, client, options).await?;
     eprintln!("  running at {} in {}", system.base_url(), system.dir().display());
 
-    let elapsed =
-        send_all(client, &system.write_url(), bodies, lines, plan.concurrency, kind.label()).await?;
+    let target = Target { url: system.write_url(), token: system.token().map(str::to_owned) };
+    let elapsed = send_all(client, &target, bodies, lines, plan.concurrency, kind.label()).await?;
     let points_per_sec = workload.points as f64 / elapsed.as_secs_f64().max(1e-9);
     eprintln!(
         "  sent {} points in {} bodies: {:.2} s, {} points/s",
@@ -115,11 +115,18 @@ async fn bench_one(
     Ok(SystemResult { system: kind.label().to_owned(), points_per_sec, bytes_per_point, last, hourly })
 }
 
+/// Where bodies go, and the credential they carry.
+#[derive(Clone)]
+struct Target {
+    url: String,
+    token: Option<String>,
+}
+
 /// Sends every body with `concurrency` requests in flight; returns the
 /// time from the first send to the last acknowledgement.
 async fn send_all(
     client: &reqwest::Client,
-    url: &str,
+    target: &Target,
     bodies: &Arc<[Bytes]>,
     lines: &Arc<[u64]>,
     concurrency: usize,
@@ -137,18 +144,20 @@ async fn send_all(
     let started = Instant::now();
     let mut tasks = JoinSet::new();
     for _ in 0..concurrency.max(1) {
-        let (client, url, bodies, lines) = (client.clone(), url.to_owned(), bodies.clone(), lines.clone());
+        let (client, target, bodies, lines) = (client.clone(), target.clone(), bodies.clone(), lines.clone());
         let (next, progress) = (next.clone(), progress.clone());
         tasks.spawn(async move {
             loop {
                 let index = next.fetch_add(1, Ordering::Relaxed);
                 let Some(body) = bodies.get(index) else { return Ok::<(), anyhow::Error>(()) };
-                let response = client
-                    .post(&url)
+                let mut request = client
+                    .post(&target.url)
                     .header(reqwest::header::CONTENT_TYPE, "text/plain; charset=utf-8")
-                    .body(body.clone())
-                    .send()
-                    .await?;
+                    .body(body.clone());
+                if let Some(token) = &target.token {
+                    request = request.bearer_auth(token);
+                }
+                let response = request.send().await?;
                 ensure_success(response, &format!("write of body {index}")).await?;
                 progress.inc(lines.get(index).copied().unwrap_or(0));
             }

@@ -166,6 +166,12 @@ pub async fn run(args: LatencyArgs) -> Result<()> {
         vm_cache: false,
     };
     let system = RunningSystem::start(SystemKind::Doppel, &client, &options).await?;
+    // Every request of this benchmark goes to Doppel: one client carrying
+    // its admin token serves them all.
+    let token = system.token().unwrap_or_default().to_owned();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse()?);
+    let client = reqwest::Client::builder().tcp_nodelay(true).no_proxy().default_headers(headers).build()?;
     let base = system.base_url().to_owned();
     let write_url = system.write_url();
     let sse_twin = series.first().map(|s| s.0.to_string()).unwrap_or_default();
@@ -174,8 +180,13 @@ pub async fn run(args: LatencyArgs) -> Result<()> {
     let (since_tx, since_rx) = watch::channel(Timestamp::MAX);
     let (stop_tx, stop_rx) = watch::channel(false);
     let seen = Arc::new(AtomicU64::new(0));
-    let ws =
-        tokio::spawn(websocket_subscriber(base.clone(), since_rx.clone(), stop_rx.clone(), seen.clone()));
+    let ws = tokio::spawn(websocket_subscriber(
+        base.clone(),
+        token.clone(),
+        since_rx.clone(),
+        stop_rx.clone(),
+        seen.clone(),
+    ));
     let sse = tokio::spawn(sse_subscriber(
         client.clone(),
         base.clone(),
@@ -288,13 +299,17 @@ async fn send_at_rate(
 
 async fn websocket_subscriber(
     base: String,
+    token: String,
     since: watch::Receiver<Timestamp>,
     mut stop: watch::Receiver<bool>,
     seen: Arc<AtomicU64>,
 ) -> Result<Received> {
     let url = format!("{}/api/v1/stream", base.replacen("http://", "ws://", 1));
-    let (mut socket, _) =
-        tokio_tungstenite::connect_async(&url).await.with_context(|| format!("cannot connect to {url}"))?;
+    let mut request = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(&url)?;
+    request.headers_mut().insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse()?);
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .with_context(|| format!("cannot connect to {url}"))?;
     let subscribe = r#"{"subscribe":{"twins":null,"signals":null,"kinds":["points"]}}"#;
     socket.send(Message::Text(subscribe.into())).await?;
     let mut received = Received::default();

@@ -102,6 +102,10 @@ pub struct RunningSystem {
     data_dir: PathBuf,
     base_url: String,
     options: StartOptions,
+    /// Doppel's admin token, given to the server it starts and sent with
+    /// every request to it; `None` for the peers, which run without
+    /// authentication as they do by default.
+    token: Option<String>,
 }
 
 impl RunningSystem {
@@ -115,8 +119,19 @@ impl RunningSystem {
         };
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("cannot create {}", data_dir.display()))?;
-        let mut system =
-            Self { kind, child: None, dir, data_dir, base_url: String::new(), options: options.clone() };
+        let token = match kind {
+            SystemKind::Doppel => Some(crate::token::generate()?),
+            SystemKind::VictoriaMetrics | SystemKind::InfluxDb => None,
+        };
+        let mut system = Self {
+            kind,
+            child: None,
+            dir,
+            data_dir,
+            base_url: String::new(),
+            options: options.clone(),
+            token,
+        };
         system.launch(client).await?;
         if kind == SystemKind::InfluxDb {
             system.create_influx_database(client).await?;
@@ -136,9 +151,19 @@ impl RunningSystem {
                 command.arg("serve").arg("--data").arg(&self.data_dir).arg("--listen").arg(&listen);
                 // The benchmarked server runs with defaults, whatever the
                 // caller's environment configures.
-                for var in ["DOPPEL_CONFIG", "DOPPEL_STRICT", "DOPPEL_MODELS", "DOPPEL_DATA", "DOPPEL_LISTEN"]
-                {
+                for var in [
+                    "DOPPEL_CONFIG",
+                    "DOPPEL_STRICT",
+                    "DOPPEL_MODELS",
+                    "DOPPEL_DATA",
+                    "DOPPEL_LISTEN",
+                    "DOPPEL_NO_AUTH",
+                    "DOPPEL_INSECURE",
+                ] {
                     command.env_remove(var);
+                }
+                if let Some(token) = &self.token {
+                    command.env(crate::serve::ADMIN_TOKEN_VARIABLE, token);
                 }
                 (command, "/health")
             }
@@ -206,6 +231,19 @@ impl RunningSystem {
     /// Base URL, `http://127.0.0.1:<port>`.
     pub fn base_url(&self) -> &str {
         &self.base_url
+    }
+
+    /// The credential requests to this system carry, if it needs one.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// `request` with this system's credential, if it needs one.
+    pub fn authorize(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
     }
 
     /// Brings the system's files to their resting state before their bytes
@@ -282,7 +320,9 @@ impl RunningSystem {
     ) -> reqwest::RequestBuilder {
         match self.kind {
             // Doppel keeps each twin's newest values as live state.
-            SystemKind::Doppel => client.get(format!("{}/api/v1/twins/{twin}", self.base_url)),
+            SystemKind::Doppel => {
+                self.authorize(client.get(format!("{}/api/v1/twins/{twin}", self.base_url)))
+            }
             SystemKind::VictoriaMetrics => client.get(format!("{}/api/v1/query", self.base_url)).query(&[
                 ("query", format!("last_over_time({QUERY_SIGNAL}{{twin=\"{twin}\"}}[30d])")),
                 ("time", unix_secs(to).to_string()),
@@ -304,14 +344,14 @@ impl RunningSystem {
         to: Timestamp,
     ) -> reqwest::RequestBuilder {
         match self.kind {
-            SystemKind::Doppel => {
+            SystemKind::Doppel => self.authorize(
                 client.get(format!("{}/api/v1/twins/{twin}/signals/{QUERY_SIGNAL}", self.base_url)).query(&[
                     ("from", from.as_nanos().to_string()),
                     ("to", to.as_nanos().to_string()),
                     ("every", "1h".to_owned()),
                     ("agg", "mean".to_owned()),
-                ])
-            }
+                ]),
+            ),
             SystemKind::VictoriaMetrics => {
                 client.get(format!("{}/api/v1/query_range", self.base_url)).query(&[
                     ("query", format!("avg_over_time({QUERY_SIGNAL}{{twin=\"{twin}\"}}[1h])")),
@@ -344,15 +384,14 @@ impl RunningSystem {
             SystemKind::Doppel => {
                 let mut total = 0u64;
                 for twin in twins {
-                    let response = client
+                    let request = client
                         .get(format!("{}/api/v1/twins/{twin}/signals/{QUERY_SIGNAL}", self.base_url))
                         .query(&[
                             ("from", from.as_nanos().to_string()),
                             ("to", to.as_nanos().to_string()),
                             ("agg", "count".to_owned()),
-                        ])
-                        .send()
-                        .await?;
+                        ]);
+                    let response = self.authorize(request).send().await?;
                     if response.status() == reqwest::StatusCode::NOT_FOUND {
                         continue;
                     }

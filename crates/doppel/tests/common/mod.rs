@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end tests: the real `doppel` binary as a
 //! child process that is always killed when its guard drops, free ports,
-//! and running client commands with a time limit.
+//! the admin token every test server starts with, and running client
+//! commands with a time limit.
 
 #![allow(dead_code, reason = "each test binary uses a different subset of these helpers")]
 
@@ -8,6 +9,7 @@ use std::fs::File;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// The binary under test, built by cargo for this test run.
@@ -33,6 +35,51 @@ pub const CLI_TIMEOUT_MS: u64 = 60_000;
 /// Longest a graceful shutdown (SIGTERM) may take.
 const SHUTDOWN_TIMEOUT_MS: u64 = 30_000;
 
+/// Variables of the caller's environment that would change how a server
+/// or a client command behaves; every child starts without them.
+const DOPPEL_VARIABLES: [&str; 15] = [
+    "DOPPEL_URL",
+    "DOPPEL_DATA",
+    "DOPPEL_LISTEN",
+    "DOPPEL_CONFIG",
+    "DOPPEL_STRICT",
+    "DOPPEL_MODELS",
+    "DOPPEL_LOG",
+    "DOPPEL_TOKEN",
+    "DOPPEL_ADMIN_TOKEN",
+    "DOPPEL_NO_AUTH",
+    "DOPPEL_INSECURE",
+    "DOPPEL_TLS_CERT",
+    "DOPPEL_TLS_KEY",
+    "DOPPEL_TLS_CLIENT_CA",
+    "DOPPEL_TLS_CLIENT_AUTH",
+];
+
+/// The admin token every test server is started with (through
+/// `DOPPEL_ADMIN_TOKEN`), made once per test binary.
+pub fn admin_token() -> &'static str {
+    static TOKEN: OnceLock<String> = OnceLock::new();
+    TOKEN.get_or_init(|| {
+        let new = doppel_auth::NewToken {
+            name: doppel_auth::TokenName::new("test-admin").expect("token name"),
+            user: doppel_auth::UserName::new("admin").expect("user name"),
+            scopes: doppel_auth::Scopes::Admin,
+            expires: None,
+        };
+        let (secret, _) = doppel_auth::generate(new, doppel_model::Timestamp::now())
+            .expect("generate the test admin token");
+        secret.expose().to_owned()
+    })
+}
+
+/// An HTTP client whose requests carry the admin token.
+pub fn admin_client(timeout: Duration) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value = format!("Bearer {}", admin_token()).parse().expect("a valid header value");
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    reqwest::Client::builder().timeout(timeout).default_headers(headers).build().expect("build HTTP client")
+}
+
 /// A port on 127.0.0.1 that nothing listened on a moment ago: bind port
 /// 0, read the port the kernel chose, release it.
 pub fn free_port() -> u16 {
@@ -57,9 +104,15 @@ impl Server {
     /// and waits until `/health` answers 200. Panics, with the server's
     /// log, when it exits or does not answer in [`STARTUP_TIMEOUT_MS`].
     pub async fn start(data: &Path, log: &Path, extra: &[&str]) -> Server {
+        Self::start_with_env(data, log, extra, &[("DOPPEL_ADMIN_TOKEN", admin_token())]).await
+    }
+
+    /// Like [`Server::start`] with exactly `env` set (no admin token unless
+    /// `env` names one).
+    pub async fn start_with_env(data: &Path, log: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut last_failure = String::new();
         for _ in 0..BIND_ATTEMPTS {
-            match Self::try_start(data, log, extra).await {
+            match Self::try_start(data, log, extra, env).await {
                 Ok(server) => return server,
                 Err(failure) if failure.contains("cannot listen") => last_failure = failure,
                 Err(failure) => panic!("{failure}"),
@@ -68,24 +121,28 @@ impl Server {
         panic!("no free port after {BIND_ATTEMPTS} attempts: {last_failure}")
     }
 
-    async fn try_start(data: &Path, log: &Path, extra: &[&str]) -> Result<Server, String> {
+    async fn try_start(
+        data: &Path,
+        log: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Server, String> {
         let port = free_port();
         let out = File::options().create(true).append(true).open(log).expect("open server log");
         let err = out.try_clone().expect("clone server log handle");
-        let child = Command::new(DOPPEL)
+        let mut command = Command::new(DOPPEL);
+        command
             .arg("serve")
             .arg("--data")
             .arg(data)
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
-            .args(extra)
-            .env_remove("DOPPEL_CONFIG")
-            .env_remove("DOPPEL_STRICT")
-            .env_remove("DOPPEL_MODELS")
-            .env_remove("DOPPEL_TLS_CERT")
-            .env_remove("DOPPEL_TLS_KEY")
-            .env_remove("DOPPEL_TLS_CLIENT_CA")
-            .env_remove("DOPPEL_TLS_CLIENT_AUTH")
+            .args(extra);
+        for name in DOPPEL_VARIABLES {
+            command.env_remove(name);
+        }
+        let child = command
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -192,21 +249,17 @@ pub struct CliOutput {
 /// returns what it printed. `DOPPEL_*` variables of the caller's
 /// environment are removed so they cannot change the outcome.
 pub async fn doppel(args: &[&str]) -> CliOutput {
+    doppel_with_env(args, &[]).await
+}
+
+/// Like [`doppel`], with `env` set.
+pub async fn doppel_with_env(args: &[&str], env: &[(&str, &str)]) -> CliOutput {
     let mut command = tokio::process::Command::new(DOPPEL);
     command.args(args).stdin(Stdio::null()).kill_on_drop(true);
-    for name in [
-        "DOPPEL_URL",
-        "DOPPEL_DATA",
-        "DOPPEL_LISTEN",
-        "DOPPEL_CONFIG",
-        "DOPPEL_LOG",
-        "DOPPEL_TLS_CERT",
-        "DOPPEL_TLS_KEY",
-        "DOPPEL_TLS_CLIENT_CA",
-        "DOPPEL_TLS_CLIENT_AUTH",
-    ] {
+    for name in DOPPEL_VARIABLES {
         command.env_remove(name);
     }
+    command.envs(env.iter().copied());
     let output = tokio::time::timeout(Duration::from_millis(CLI_TIMEOUT_MS), command.output())
         .await
         .unwrap_or_else(|_| panic!("doppel {args:?} ran longer than {CLI_TIMEOUT_MS} ms"))

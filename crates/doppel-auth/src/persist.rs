@@ -1,0 +1,239 @@
+//! Keeping the API tokens and policies on disk between runs.
+//!
+//! Everything lives in one small JSON file, `<dir>/state.json`:
+//!
+//! ```json
+//! {"version": 1, "tokens": [...], "policies": {"owners": {...}, "grants": [...], "last_grant_id": 3}}
+//! ```
+//!
+//! Token records hold hashes only (see [`crate::token`]). The file is
+//! rewritten whole after every change, atomically: the new text goes to
+//! `state.json.tmp`, which is fsynced, renamed over `state.json`, and the
+//! directory fsynced, so a crash leaves either the old file or the new one.
+//! Reading and writing the bytes happen in one place each
+//! ([`AuthStore::read_bytes`], [`AuthStore::write_bytes`]), so that sealing
+//! the file with a master key later changes nothing else.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{AuthError, Policies, Tokens};
+
+/// Name of the state file inside the store's directory.
+pub const STATE_FILE: &str = "state.json";
+/// The format version this code writes and reads.
+const STATE_VERSION: u32 = 1;
+/// Largest state file read, in bytes: a million grants fit; anything
+/// larger is not a file Doppel wrote.
+pub const MAX_STATE_BYTES: u64 = 512 * 1024 * 1024;
+
+/// The API tokens and policies of one server: everything about who may do
+/// what that must outlive a restart.
+#[derive(Clone, PartialEq, Debug, Default)]
+pub struct AuthState {
+    /// Every API token record (hashes only).
+    pub tokens: Tokens,
+    /// Every twin's owner and grants.
+    pub policies: Policies,
+}
+
+/// The on-disk form, as written.
+#[derive(Serialize)]
+struct StateFileOut<'a> {
+    version: u32,
+    tokens: &'a Tokens,
+    policies: &'a Policies,
+}
+
+/// The on-disk form, as read.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StateFileIn {
+    version: u32,
+    tokens: Tokens,
+    policies: Policies,
+}
+
+/// Where a server's [`AuthState`] is kept: a directory holding
+/// [`STATE_FILE`]. Loads and saves whole states; holds no state itself.
+#[derive(Clone, Debug)]
+pub struct AuthStore {
+    dir: PathBuf,
+}
+
+impl AuthStore {
+    /// A store in `dir` (created on the first save).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        AuthStore { dir: dir.into() }
+    }
+
+    /// The state file's path, for messages.
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(STATE_FILE)
+    }
+
+    /// The saved state; an empty one when nothing was saved yet. A file
+    /// that exists but cannot be read or parsed is an error naming it,
+    /// never an empty state: starting without the tokens and policies
+    /// would lock every user out, or worse, let a new bootstrap token in.
+    pub fn load(&self) -> Result<AuthState, AuthError> {
+        let path = self.path();
+        let Some(bytes) = self.read_bytes()? else {
+            return Ok(AuthState::default());
+        };
+        let corrupt = |reason: String| AuthError::CorruptState { path: path.clone(), reason };
+        let file: StateFileIn = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        if file.version != STATE_VERSION {
+            return Err(corrupt(format!(
+                "format version {} is not the supported version {STATE_VERSION}",
+                file.version
+            )));
+        }
+        Ok(AuthState { tokens: file.tokens, policies: file.policies })
+    }
+
+    /// Replaces the saved state with `state`, durably and atomically.
+    pub fn save(&self, state: &AuthState) -> Result<(), AuthError> {
+        let file = StateFileOut { version: STATE_VERSION, tokens: &state.tokens, policies: &state.policies };
+        let bytes = serde_json::to_vec(&file).map_err(|e| AuthError::CorruptState {
+            path: self.path(),
+            reason: format!("cannot be encoded: {e}"),
+        })?;
+        self.write_bytes(&bytes)
+    }
+
+    /// The file's bytes, `None` when it does not exist.
+    fn read_bytes(&self) -> Result<Option<Vec<u8>>, AuthError> {
+        let path = self.path();
+        let io = |action, source| AuthError::StateFile { path: path.clone(), action, source };
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(io("open", error)),
+        };
+        let length = file.metadata().map_err(|e| io("inspect", e))?.len();
+        if length > MAX_STATE_BYTES {
+            return Err(AuthError::CorruptState {
+                path: path.clone(),
+                reason: format!(
+                    "it is {length} bytes, more than the {MAX_STATE_BYTES} a state file may hold"
+                ),
+            });
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(length).unwrap_or(0));
+        std::io::Read::read_to_end(&mut &file, &mut bytes).map_err(|e| io("read", e))?;
+        Ok(Some(bytes))
+    }
+
+    /// Writes the file's bytes: temporary file, fsync, rename, fsync of
+    /// the directory. The directory and file are readable by their owner
+    /// only: hashes are not secrets, but the list of who may see whose
+    /// twin is nobody else's business.
+    fn write_bytes(&self, bytes: &[u8]) -> Result<(), AuthError> {
+        let path = self.path();
+        let temporary = self.dir.join(format!("{STATE_FILE}.tmp"));
+        let io = |action, source| AuthError::StateFile { path: path.clone(), action, source };
+        private_dir_builder().create(&self.dir).map_err(|e| io("create the directory of", e))?;
+        // A temporary file left by a crash may have other permissions.
+        let _ = fs::remove_file(&temporary);
+        let mut file =
+            private_file_options().open(&temporary).map_err(|e| io("create the temporary file of", e))?;
+        file.write_all(bytes).map_err(|e| io("write", e))?;
+        file.sync_all().map_err(|e| io("fsync", e))?;
+        drop(file);
+        fs::rename(&temporary, &path).map_err(|e| io("rename the temporary file to", e))?;
+        sync_dir(&self.dir).map_err(|e| io("fsync the directory of", e))
+    }
+}
+
+fn private_dir_builder() -> fs::DirBuilder {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+}
+
+fn private_file_options() -> fs::OpenOptions {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{NewToken, Scopes, Subject, TokenName, UserName};
+    use doppel_model::{Timestamp, TwinId};
+
+    fn state() -> AuthState {
+        let now = Timestamp::from_secs(1_700_000_000);
+        let mut state = AuthState::default();
+        let new = NewToken {
+            name: TokenName::new("phone").unwrap(),
+            user: UserName::new("alice").unwrap(),
+            scopes: Scopes::standard(),
+            expires: None,
+        };
+        state.tokens.create(new, now).unwrap();
+        state.policies.claim(&TwinId::new("alice").unwrap(), Subject::User(UserName::new("alice").unwrap()));
+        state
+    }
+
+    #[test]
+    fn a_saved_state_loads_back_equal() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = AuthStore::new(dir.path().join("auth"));
+        assert_eq!(store.load().unwrap(), AuthState::default());
+        let state = state();
+        store.save(&state).unwrap();
+        assert_eq!(store.load().unwrap(), state);
+        assert!(!dir.path().join("auth").join("state.json.tmp").exists());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(store.path()).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "the state file must be private: {mode:o}");
+        }
+    }
+
+    #[test]
+    fn the_file_holds_no_secret_only_hashes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = AuthStore::new(dir.path());
+        let mut state = AuthState::default();
+        let new = NewToken {
+            name: TokenName::new("phone").unwrap(),
+            user: UserName::new("alice").unwrap(),
+            scopes: Scopes::standard(),
+            expires: None,
+        };
+        let (secret, _) = state.tokens.create(new, Timestamp::from_secs(1)).unwrap();
+        store.save(&state).unwrap();
+        let text = fs::read_to_string(store.path()).unwrap();
+        let secret_part = &secret.expose()[17..];
+        assert!(!text.contains(secret_part), "{text}");
+        assert!(text.contains("\"sha256\""), "{text}");
+    }
+
+    #[test]
+    fn a_corrupt_or_foreign_file_is_an_error_naming_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = AuthStore::new(dir.path());
+        for text in ["{not json", r#"{"version": 2, "tokens": [], "policies": {"last_grant_id": 0}}"#] {
+            fs::write(store.path(), text).unwrap();
+            let error = store.load().unwrap_err();
+            assert!(matches!(error, AuthError::CorruptState { .. }), "{error}");
+            assert!(error.to_string().contains("state.json"), "{error}");
+        }
+    }
+}

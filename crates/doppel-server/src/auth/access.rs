@@ -1,0 +1,262 @@
+//! The caller of one request, and the questions handlers ask about it.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use doppel_auth::{
+    Action, AuthState, BOOTSTRAP_USER, Decision, Permission, Principal, PrincipalKind, Scopes, SignalFilter,
+    Subject, TokenStatus, UserName,
+};
+use doppel_engine::{Event, EventBody};
+use doppel_model::{Timestamp, TwinId};
+
+use super::Auth;
+use crate::AppState;
+use crate::problem::ApiError;
+
+/// Who made a request (put in the request by the authentication
+/// middleware) and the state to judge it by. Handlers take it as an
+/// extractor and ask it before touching a twin; with authentication
+/// disabled every question is answered yes.
+#[derive(Clone, Debug)]
+pub(crate) struct Caller {
+    principal: Principal,
+    auth: Auth,
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        // The middleware authenticates every request; a request that
+        // reached a handler without it (a router built without the layer)
+        // is anonymous, never trusted.
+        let principal = parts.extensions.get::<Principal>().cloned().unwrap_or_else(Principal::anonymous);
+        Ok(Caller { principal, auth: state.limits.auth.clone() })
+    }
+}
+
+/// What a stream subscriber may see of one event.
+#[derive(Debug)]
+pub(crate) enum EventView {
+    /// The event, trimmed to the signals the subscriber may read.
+    Visible(Arc<Event>),
+    /// Nothing of it.
+    Hidden,
+    /// Nothing, and the subscriber can no longer read the event's twin at
+    /// all: a stream of that one twin should end.
+    TwinUnreadable,
+    /// The subscriber's API token was revoked or expired: every stream of
+    /// it should end.
+    CredentialEnded,
+}
+
+impl Caller {
+    /// A caller for requests that need no authorization (tests of the
+    /// stream machinery).
+    #[cfg(test)]
+    pub(crate) fn unrestricted() -> Self {
+        Caller { principal: Principal::anonymous(), auth: Auth::disabled() }
+    }
+
+    /// The principal, for messages and claims.
+    pub(crate) fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
+    /// The principal that changes policies on the caller's behalf: itself,
+    /// or, with authentication disabled (where everyone may do
+    /// everything), an administrator named after the bootstrap user.
+    pub(crate) fn acting_principal(&self) -> Principal {
+        if self.enforced() {
+            return self.principal.clone();
+        }
+        UserName::new(BOOTSTRAP_USER).map_or_else(
+            |_| self.principal.clone(),
+            |user| Principal::from_jwt(user, BTreeSet::new(), Scopes::Admin),
+        )
+    }
+
+    /// The state the caller is judged by.
+    pub(crate) fn auth(&self) -> &Auth {
+        &self.auth
+    }
+
+    fn enforced(&self) -> bool {
+        self.auth.is_enabled()
+    }
+
+    /// Whether the caller sees everything: authentication is off, or it
+    /// holds the admin scope.
+    pub(crate) fn sees_everything(&self) -> bool {
+        !self.enforced() || self.principal.is_admin()
+    }
+
+    /// 401 for an anonymous caller when authentication is enforced.
+    pub(crate) fn require_authenticated(&self) -> Result<(), ApiError> {
+        if self.enforced() && *self.principal.kind() == PrincipalKind::Anonymous {
+            return Err(ApiError::Unauthenticated {
+                reason: "this route needs a credential: send `Authorization: Bearer <token>`".to_owned(),
+                presented: false,
+            });
+        }
+        Ok(())
+    }
+
+    /// 401 or 403 unless the caller holds the admin scope.
+    pub(crate) fn require_admin(&self) -> Result<(), ApiError> {
+        self.require_authenticated()?;
+        if self.sees_everything() {
+            return Ok(());
+        }
+        Err(ApiError::Forbidden(format!("{} lacks the admin scope this route needs", self.principal)))
+    }
+
+    /// Whether the caller may read anything of `twin` now.
+    pub(crate) fn can_read(&self, state: &AuthState, twin: &TwinId, now: Timestamp) -> bool {
+        self.sees_everything() || state.policies.readable(&self.principal, twin, now)
+    }
+
+    /// Whether the caller may do `action` on `twin` now.
+    pub(crate) fn allows(&self, state: &AuthState, twin: &TwinId, action: &Action, now: Timestamp) -> bool {
+        !self.enforced() || state.policies.authorize(&self.principal, twin, action, now).is_allowed()
+    }
+
+    /// Checks `action` on a twin the caller may not even know about: 401
+    /// when anonymous, 403 with the reason when refused, and 404 (as for a
+    /// missing twin) when refused and the caller may read nothing of it.
+    pub(crate) fn check_hidden(&self, twin: &TwinId, action: &Action) -> Result<(), ApiError> {
+        self.require_authenticated()?;
+        let state = self.auth.state();
+        self.decide(&state, twin, action, Timestamp::now()).map_err(|error| self.hide(&state, twin, error))
+    }
+
+    /// A refusal as the caller should hear it: a twin it may read nothing
+    /// of is answered as missing, so that refusals do not reveal which
+    /// twins exist.
+    pub(crate) fn hide(&self, state: &AuthState, twin: &TwinId, error: ApiError) -> ApiError {
+        match error {
+            ApiError::Forbidden(_) | ApiError::GrantNotFound { .. }
+                if !self.can_read(state, twin, Timestamp::now()) =>
+            {
+                ApiError::TwinNotFound(twin.to_string())
+            }
+            other => other,
+        }
+    }
+
+    /// Checks `action` on `twin`: 401 when anonymous, 403 with the reason
+    /// when refused.
+    pub(crate) fn check(&self, state: &AuthState, twin: &TwinId, action: &Action) -> Result<(), ApiError> {
+        self.require_authenticated()?;
+        self.decide(state, twin, action, Timestamp::now())
+    }
+
+    fn decide(
+        &self,
+        state: &AuthState,
+        twin: &TwinId,
+        action: &Action,
+        now: Timestamp,
+    ) -> Result<(), ApiError> {
+        if !self.enforced() {
+            return Ok(());
+        }
+        match state.policies.authorize(&self.principal, twin, action, now) {
+            Decision::Allow(_) => Ok(()),
+            Decision::Deny(denial) => Err(ApiError::Forbidden(format!(
+                "{} may not {action} on twin {twin}: {denial}",
+                self.principal
+            ))),
+        }
+    }
+
+    /// 404 unless the caller may read something of `twin`.
+    pub(crate) fn require_readable(&self, twin: &TwinId) -> Result<(), ApiError> {
+        self.require_authenticated()?;
+        if self.can_read(&self.auth.state(), twin, Timestamp::now()) {
+            Ok(())
+        } else {
+            Err(ApiError::TwinNotFound(twin.to_string()))
+        }
+    }
+
+    /// Which signals of `twin` the caller may read now.
+    pub(crate) fn signal_filter(&self, state: &AuthState, twin: &TwinId, now: Timestamp) -> SignalFilter {
+        if self.enforced() {
+            state.policies.signal_filter(&self.principal, twin, now)
+        } else {
+            SignalFilter::All
+        }
+    }
+
+    /// Whether the caller's credential may create `twin`: it holds write or
+    /// manage in its scopes for that twin, and acts as a user.
+    pub(crate) fn may_create(&self, twin: &TwinId) -> bool {
+        let scopes = self.principal.scopes();
+        !self.enforced()
+            || self.principal.is_admin()
+            || (self.principal.user().is_some()
+                && (scopes.permits(Permission::Write, twin) || scopes.permits(Permission::Manage, twin)))
+    }
+
+    /// Whom a twin this caller creates should belong to: its user, unless
+    /// it is an administrator (an operator importing for others; it may
+    /// name the owner instead) or authentication is off.
+    pub(crate) fn owner_of_new_twins(&self) -> Option<Subject> {
+        if self.sees_everything() {
+            return None;
+        }
+        self.principal.user().cloned().map(Subject::User)
+    }
+
+    /// What the caller may see of `event` now. Asked afresh for each event,
+    /// so a revoked grant, an expired one or a revoked token takes effect
+    /// on the very next event.
+    pub(crate) fn view_event(&self, event: &Arc<Event>) -> EventView {
+        if !self.enforced() {
+            return EventView::Visible(event.clone());
+        }
+        let state = self.auth.state();
+        let now = Timestamp::now();
+        if let PrincipalKind::Token(id) = self.principal.kind()
+            && state.tokens.get(id).is_none_or(|record| record.status(now) != TokenStatus::Active)
+        {
+            return EventView::CredentialEnded;
+        }
+        if self.principal.is_admin() {
+            return EventView::Visible(event.clone());
+        }
+        let filter = state.policies.signal_filter(&self.principal, &event.twin, now);
+        let EventBody::Points { points } = &event.body else {
+            return if state.policies.readable(&self.principal, &event.twin, now) {
+                EventView::Visible(event.clone())
+            } else {
+                EventView::TwinUnreadable
+            };
+        };
+        if filter.is_nothing() {
+            return if state.policies.readable(&self.principal, &event.twin, now) {
+                EventView::Hidden
+            } else {
+                EventView::TwinUnreadable
+            };
+        }
+        if points.iter().all(|point| filter.allows(&point.signal)) {
+            return EventView::Visible(event.clone());
+        }
+        let kept: Vec<_> = points.iter().filter(|point| filter.allows(&point.signal)).cloned().collect();
+        if kept.is_empty() {
+            return EventView::Hidden;
+        }
+        EventView::Visible(Arc::new(Event {
+            seq: event.seq,
+            twin: event.twin.clone(),
+            kind: event.kind,
+            time: event.time,
+            body: EventBody::Points { points: kept },
+        }))
+    }
+}

@@ -1,0 +1,227 @@
+//! Authentication and per-twin authorization of every request.
+//!
+//! [`Auth`] is the server's side of `doppel-auth`: the API tokens and
+//! policies (kept by an [`AuthStore`] and rewritten after each change), the
+//! JWT verifier and the rate limiter. A middleware ([`middleware`])
+//! authenticates each request once and rate-limits it; handlers take a
+//! [`Caller`] and ask it before touching a twin. The rules, route by route,
+//! are in `docs/security.md`; `tests/authz_matrix.rs` checks every route
+//! against them.
+//!
+//! Two rules shape the answers: a caller without a credential on a
+//! protected route gets 401, and a twin the caller may not read at all is
+//! answered 404, like a missing one, so that nobody learns which twins
+//! exist by probing ids. With authentication disabled every request is
+//! allowed, as before authentication existed.
+
+mod access;
+pub(crate) mod grants;
+pub(crate) mod middleware;
+mod rate;
+pub(crate) mod tokens;
+pub(crate) mod twins;
+mod writes;
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+
+use doppel_auth::{
+    AuthError, AuthState, AuthStore, Authenticator, Bootstrap, JwtConfig, JwtVerifier, Principal,
+};
+use doppel_model::Timestamp;
+
+pub(crate) use access::{Caller, EventView};
+pub use rate::{DEFAULT_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_PER_S, RateLimit};
+pub(crate) use writes::ingest_authorized;
+
+use crate::problem::ApiError;
+use rate::RateLimiter;
+
+/// How the server authenticates callers: what `[auth]` in the
+/// configuration file says.
+#[derive(Clone, Debug)]
+pub struct AuthConfig {
+    /// Whether credentials are required and policies enforced.
+    pub enabled: bool,
+    /// The identity provider whose JWTs are accepted, if any.
+    pub jwt: Option<JwtConfig>,
+    /// Requests per client; `None` for no limit.
+    pub rate_limit: Option<RateLimit>,
+}
+
+impl Default for AuthConfig {
+    /// Enabled, API tokens only, the default rate limit.
+    fn default() -> Self {
+        AuthConfig { enabled: true, jwt: None, rate_limit: Some(RateLimit::default()) }
+    }
+}
+
+/// The server's authentication and authorization state, shared by every
+/// request. Cheap to clone.
+#[derive(Clone)]
+pub struct Auth {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    enabled: bool,
+    /// Where changes are saved; `None` for a server that keeps them in
+    /// memory only.
+    store: Option<AuthStore>,
+    state: RwLock<AuthState>,
+    authenticator: Authenticator,
+    limiter: Option<RateLimiter>,
+    /// Held while twins are created and their owners recorded, so that two
+    /// callers creating the same twin cannot both become its owner, and no
+    /// write lands in a new twin before its owner is known.
+    creation: Mutex<()>,
+}
+
+impl Auth {
+    /// No authentication: every request is allowed, nothing is limited and
+    /// nothing is saved. The library's default, for embedding and tests;
+    /// `doppel serve` enables authentication unless told `--no-auth`.
+    pub fn disabled() -> Self {
+        Auth::build(false, None, AuthState::default(), Authenticator::default(), None)
+    }
+
+    /// Loads the tokens and policies from `store` and applies `config`.
+    /// When authentication is enabled and no token exists, or
+    /// `admin_token` (the text of `DOPPEL_ADMIN_TOKEN`) is new, an admin
+    /// token is registered and saved first; the answer says which, so that
+    /// a generated token can be shown once.
+    pub fn open(
+        store: AuthStore,
+        config: &AuthConfig,
+        admin_token: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(Self, Bootstrap), AuthError> {
+        // Everything that can refuse the start comes before the bootstrap,
+        // so that a generated admin token is never saved by a start that
+        // then fails before showing it.
+        let jwt = config.jwt.as_ref().map(JwtVerifier::from_config).transpose()?;
+        let mut state = store.load()?;
+        let bootstrap = if config.enabled {
+            state.tokens.bootstrap_admin(admin_token, now)?
+        } else {
+            Bootstrap::NotNeeded
+        };
+        if !matches!(bootstrap, Bootstrap::NotNeeded) {
+            store.save(&state)?;
+        }
+        let auth = Auth::build(
+            config.enabled,
+            Some(store),
+            state,
+            Authenticator::new(jwt),
+            config.rate_limit.map(RateLimiter::new),
+        );
+        Ok((auth, bootstrap))
+    }
+
+    fn build(
+        enabled: bool,
+        store: Option<AuthStore>,
+        state: AuthState,
+        authenticator: Authenticator,
+        limiter: Option<RateLimiter>,
+    ) -> Self {
+        Auth {
+            inner: Arc::new(Inner {
+                enabled,
+                store,
+                state: RwLock::new(state),
+                authenticator,
+                limiter,
+                creation: Mutex::new(()),
+            }),
+        }
+    }
+
+    /// Whether credentials are required and policies enforced.
+    pub fn is_enabled(&self) -> bool {
+        self.inner.enabled
+    }
+
+    /// The principal behind an `Authorization` header value.
+    pub(crate) fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Principal, AuthError> {
+        self.inner.authenticator.authenticate(authorization, &self.state().tokens, now)
+    }
+
+    pub(crate) fn limiter(&self) -> Option<&RateLimiter> {
+        self.inner.limiter.as_ref()
+    }
+
+    /// The current tokens and policies, for reading.
+    pub(crate) fn state(&self) -> RwLockReadGuard<'_, AuthState> {
+        // A poisoned lock means a panic while a change was applied to a
+        // copy (see `update`), so the state itself is intact.
+        self.inner.state.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Applies `change` to a copy of the state, saves the copy, and only
+    /// then makes it current, so memory never holds a change the disk does
+    /// not. Blocks on fsync: call it from a blocking thread.
+    pub(crate) fn update<T>(
+        &self,
+        change: impl FnOnce(&mut AuthState) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let mut current = self.inner.state.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut next = current.clone();
+        let answer = change(&mut next)?;
+        if next != *current {
+            if let Some(store) = &self.inner.store {
+                store.save(&next).map_err(|error| {
+                    ApiError::Internal(format!("the authentication state was not saved: {error}"))
+                })?;
+            }
+            *current = next;
+        }
+        Ok(answer)
+    }
+
+    /// Serialises twin creation with the recording of owners.
+    pub(crate) fn creation_guard(&self) -> MutexGuard<'_, ()> {
+        self.inner.creation.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth::disabled()
+    }
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Auth")
+            .field("enabled", &self.inner.enabled)
+            .field("store", &self.inner.store.as_ref().map(AuthStore::path))
+            .field("rate_limit", &self.inner.limiter.as_ref().map(RateLimiter::limit))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Maps a refusal from `doppel-auth` to an answer: the caller's mistakes
+/// are 400, refusals 403, unknown grants and tokens 404.
+pub(crate) fn refusal(error: AuthError) -> ApiError {
+    match error {
+        AuthError::Forbidden { .. }
+        | AuthError::GrantOutlivesGranter { .. }
+        | AuthError::AdminRequired { .. } => ApiError::Forbidden(error.to_string()),
+        AuthError::UnknownGrant { twin, grant } => {
+            ApiError::GrantNotFound { twin: twin.to_string(), grant: grant.0 }
+        }
+        AuthError::UnknownToken { id } => ApiError::TokenNotFound(id.to_string()),
+        AuthError::StateFile { .. }
+        | AuthError::CorruptState { .. }
+        | AuthError::CorruptTokens { .. }
+        | AuthError::CorruptPolicies { .. }
+        | AuthError::Entropy(_) => ApiError::Internal(error.to_string()),
+        other => ApiError::InvalidBody(other.to_string()),
+    }
+}
