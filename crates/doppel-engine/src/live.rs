@@ -33,36 +33,42 @@ const NO_WINDOWS: u16 = u16::MAX;
 /// two bytes instead of a 16-byte name.
 #[derive(Default)]
 pub(crate) struct SignalIds {
-    by_name: RwLock<HashMap<SignalName, u16>>,
-    names: RwLock<Vec<SignalName>>,
+    table: RwLock<NameTable>,
+}
+
+/// Both directions of the mapping, changed together under one lock.
+#[derive(Default)]
+struct NameTable {
+    by_name: HashMap<SignalName, u16>,
+    names: Vec<SignalName>,
 }
 
 impl SignalIds {
     /// The id of `name`, assigned on first use; an error once
     /// [`MAX_SIGNAL_NAMES`] names exist.
     pub fn id(&self, name: &SignalName) -> Result<u16, String> {
-        if let Some(&id) = self.by_name.read().get(name) {
+        if let Some(&id) = self.table.read().by_name.get(name) {
             return Ok(id);
         }
-        let mut by_name = self.by_name.write();
-        if let Some(&id) = by_name.get(name) {
+        let mut table = self.table.write();
+        if let Some(&id) = table.by_name.get(name) {
             return Ok(id);
         }
-        let mut names = self.names.write();
-        let id = u16::try_from(names.len())
-            .ok()
-            .filter(|&id| usize::from(id) < MAX_SIGNAL_NAMES)
-            .ok_or_else(|| {
-                format!("signal {name} would be distinct signal name number {}, above the limit of {MAX_SIGNAL_NAMES}", names.len() + 1)
-            })?;
-        names.push(name.clone());
-        by_name.insert(name.clone(), id);
+        let count = table.names.len();
+        let id = u16::try_from(count).ok().filter(|&id| usize::from(id) < MAX_SIGNAL_NAMES).ok_or_else(|| {
+            format!(
+                "signal {name} would be distinct signal name number {}, above the limit of {MAX_SIGNAL_NAMES}",
+                count + 1
+            )
+        })?;
+        table.names.push(name.clone());
+        table.by_name.insert(name.clone(), id);
         Ok(id)
     }
 
     /// The name of an id handed out by [`SignalIds::id`].
     pub fn name(&self, id: u16) -> SignalName {
-        self.names.read()[usize::from(id)].clone()
+        self.table.read().names[usize::from(id)].clone()
     }
 }
 
@@ -77,6 +83,44 @@ struct LiveSignal {
     reference: f32,
     signal: u16,
     first_window: u16,
+}
+
+impl LiveSignal {
+    /// Where its `windows` rings sit in the twin's ring array (empty for a
+    /// signal that keeps none).
+    fn rings(&self, windows: usize) -> std::ops::Range<usize> {
+        match self.first_window {
+            NO_WINDOWS => 0..0,
+            first => usize::from(first)..usize::from(first) + windows,
+        }
+    }
+}
+
+/// Adds an empty signal at `index` of `signals` with `windows` rings
+/// appended to `rings`; returns `index`.
+fn insert_signal(
+    signals: &mut Box<[LiveSignal]>,
+    rings: &mut Box<[WindowRing]>,
+    index: usize,
+    id: u16,
+    windows: usize,
+) -> usize {
+    let first_window = match u16::try_from(rings.len() + windows) {
+        Ok(end) if end < NO_WINDOWS => rings.len() as u16,
+        _ => NO_WINDOWS,
+    };
+    let mut grown = std::mem::take(signals).into_vec();
+    grown.insert(
+        index,
+        LiveSignal { last_time: i64::MIN, last_value: 0.0, reference: 0.0, signal: id, first_window },
+    );
+    *signals = grown.into_boxed_slice();
+    if windows > 0 && first_window != NO_WINDOWS {
+        let mut grown = std::mem::take(rings).into_vec();
+        grown.resize(grown.len() + windows, WindowRing::default());
+        *rings = grown.into_boxed_slice();
+    }
+    index
 }
 
 /// A signal's present as callers see it.
@@ -109,17 +153,14 @@ impl LiveTwin {
     /// Applies the points of one series of `name` (id `id`); the order of
     /// application does not matter.
     pub fn apply(&mut self, id: u16, name: &SignalName, points: impl Iterator<Item = (Timestamp, f64)>) {
-        let model = Arc::clone(&self.model);
+        let Self { model, signals, rings } = self;
         let spans = model.windows_for(name);
-        let index = match self.signals.binary_search_by_key(&id, |s| s.signal) {
+        let index = match signals.binary_search_by_key(&id, |s| s.signal) {
             Ok(index) => index,
-            Err(index) => self.insert_signal(index, id, spans.len()),
+            Err(index) => insert_signal(signals, rings, index, id, spans.len()),
         };
-        let signal = &mut self.signals[index];
-        let rings = match signal.first_window {
-            NO_WINDOWS => &mut [],
-            first => &mut self.rings[usize::from(first)..usize::from(first) + spans.len()],
-        };
+        let signal = &mut signals[index];
+        let rings = &mut rings[signal.rings(spans.len())];
         for (time, value) in points {
             let t = time.as_nanos();
             if signal.last_time == i64::MIN {
@@ -135,26 +176,6 @@ impl LiveTwin {
         }
     }
 
-    /// Adds an empty signal at `index` with `windows` rings appended.
-    fn insert_signal(&mut self, index: usize, id: u16, windows: usize) -> usize {
-        let first_window = match u16::try_from(self.rings.len() + windows) {
-            Ok(end) if end < NO_WINDOWS => self.rings.len() as u16,
-            _ => NO_WINDOWS,
-        };
-        let mut signals = std::mem::take(&mut self.signals).into_vec();
-        signals.insert(
-            index,
-            LiveSignal { last_time: i64::MIN, last_value: 0.0, reference: 0.0, signal: id, first_window },
-        );
-        self.signals = signals.into_boxed_slice();
-        if windows > 0 && first_window != NO_WINDOWS {
-            let mut rings = std::mem::take(&mut self.rings).into_vec();
-            rings.resize(rings.len() + windows, WindowRing::default());
-            self.rings = rings.into_boxed_slice();
-        }
-        index
-    }
-
     /// Every signal that received a point, in id order.
     pub fn snapshot(&self, names: &SignalIds) -> Vec<(SignalName, SignalSnapshot)> {
         self.signals
@@ -163,13 +184,9 @@ impl LiveTwin {
             .map(|s| {
                 let name = names.name(s.signal);
                 let spans = self.model.windows_for(&name);
-                let rings = match s.first_window {
-                    NO_WINDOWS => &[],
-                    first => &self.rings[usize::from(first)..usize::from(first) + spans.len()],
-                };
                 let windows = spans
                     .iter()
-                    .zip(rings)
+                    .zip(&self.rings[s.rings(spans.len())])
                     .filter_map(|(span, ring)| Some((*span, ring.summary(s.reference)?)))
                     .collect();
                 let snapshot = SignalSnapshot {
