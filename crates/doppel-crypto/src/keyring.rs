@@ -115,6 +115,24 @@ impl Keyring {
         self.shards[shard_of(number)].read().get(&number).cloned()
     }
 
+    /// The key of `number`, created and durably stored first if it has
+    /// none: for the keys Doppel itself seals under (see
+    /// [`RESERVED_NUMBERS`](crate::RESERVED_NUMBERS)), which exist from the
+    /// first start on.
+    pub fn get_or_create(&self, number: u64) -> Result<DataKey, CryptoError> {
+        match self.get(number) {
+            Some(key) => Ok(key),
+            None => self.create(number),
+        }
+    }
+
+    /// The highest number that has a key, so that numbers handed out later
+    /// stay above every number ever used (a destroyed key's number is not
+    /// reused while the keyring remembers higher ones).
+    pub fn max_number(&self) -> Option<u64> {
+        self.shards.iter().filter_map(|s| s.read().keys().next_back().copied()).max()
+    }
+
     /// Creates and durably stores a data key for a new twin number.
     pub fn create(&self, number: u64) -> Result<DataKey, CryptoError> {
         let mut created = self.create_many(&[number])?;

@@ -34,3 +34,23 @@ pub use error::CryptoError;
 pub use key::{KeyId, MasterKey, MasterKeySource};
 pub use keyring::Keyring;
 pub use seal::{DataKey, SEAL_OVERHEAD};
+
+/// Keyring numbers below this are Doppel's own keys, never a twin's: what
+/// belongs to no single twin (the store's index pages and catalog, the
+/// auth state, the audit log) is sealed under one of them, so it is as
+/// unreadable without the master key as twin data, while destroying a
+/// twin's key never touches them. Twins are numbered from here up.
+pub const RESERVED_NUMBERS: u64 = 16;
+
+/// The key of the store's own structures (index pages, page directories,
+/// the catalog snapshot, tombstones).
+pub const STORE_KEY: u64 = 0;
+
+/// The key of the tokens and policies file.
+pub const AUTH_KEY: u64 = 1;
+
+/// The key of the audit log.
+pub const AUDIT_KEY: u64 = 2;
+
+/// The key of privacy state (pseudonym secrets, privacy budgets).
+pub const PRIVACY_KEY: u64 = 3;

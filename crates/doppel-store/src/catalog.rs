@@ -4,6 +4,14 @@
 //!
 //! Snapshot layout: `[magic "DPLCAT01"][crc32 u32 LE of the JSON][len u64 LE][JSON]`,
 //! the JSON being `{"twins": [TwinRecord...], "tombstones": [[id, watermark]...]}`.
+//!
+//! A sealed store also numbers its twins (the number names the twin's data
+//! key) and writes a sealed snapshot instead: `[magic "DPLCAT02"][frame
+//! under the store key]`, the frame holding `varint next_number`, the
+//! tombstones (`varint count, count × (str id, varint watermark)`) and the
+//! twins (`varint count, count × (varint number, varint len, len bytes)`),
+//! each twin's record being its JSON sealed under its own key. A twin whose
+//! key was destroyed cannot be read back: it is left out when loading.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -14,6 +22,8 @@ use doppel_model::{Timestamp, TwinId};
 use serde::{Deserialize, Serialize};
 
 use crate::StoreError;
+use crate::codec::{DecodeError, Reader, put_bytes, put_uvarint};
+use crate::sealing::{Role, Sealing};
 use crate::wal::sync_dir;
 
 /// A twin as the catalog keeps it: identity, model and slow-changing
@@ -31,6 +41,7 @@ pub struct TwinRecord {
 }
 
 const SNAPSHOT_MAGIC: &[u8; 8] = b"DPLCAT01";
+const SEALED_MAGIC: &[u8; 8] = b"DPLCAT02";
 const SNAPSHOT_FILE: &str = "catalog.bin";
 const SNAPSHOT_TMP: &str = "catalog.bin.tmp";
 
@@ -47,6 +58,12 @@ struct Snapshot {
 pub(crate) struct Catalog {
     pub twins: BTreeMap<TwinId, TwinRecord>,
     pub tombstones: HashMap<TwinId, u64>,
+    /// Each twin's number, in a sealed store only: it names the twin's
+    /// data key.
+    pub numbers: HashMap<TwinId, u64>,
+    /// The next number to hand out; numbers are never reused, so data
+    /// sealed under a destroyed key is never mistaken for a new twin's.
+    pub next_number: u64,
     /// Bumped on every change; compared with the snapshot's to skip
     /// unchanged snapshots.
     pub version: u64,
@@ -59,9 +76,21 @@ impl Catalog {
         self.version += 1;
     }
 
+    /// Records twin `id`'s number (sealed stores).
+    pub(crate) fn number(&mut self, id: &TwinId, number: u64) {
+        self.numbers.insert(id.clone(), number);
+        self.saw_number(number);
+    }
+
+    /// Keeps `next_number` above `number`, which has been used.
+    pub(crate) fn saw_number(&mut self, number: u64) {
+        self.next_number = self.next_number.max(number + 1);
+    }
+
     /// Removes the twin and raises its tombstone to `watermark`; true when
     /// the twin was in the catalog.
     pub(crate) fn delete(&mut self, id: &TwinId, watermark: u64) -> bool {
+        self.numbers.remove(id);
         let existed = self.twins.remove(id).is_some();
         let mark = self.tombstones.entry(id.clone()).or_insert(0);
         *mark = (*mark).max(watermark);
@@ -76,8 +105,37 @@ impl Catalog {
     }
 
     /// Serialises a snapshot of the current state (taken under the caller's
-    /// lock; written later without it).
-    pub(crate) fn snapshot_bytes(&self) -> Result<Vec<u8>, StoreError> {
+    /// lock; written later without it), sealed when `sealing` is given.
+    pub(crate) fn snapshot(&self, sealing: Option<&Sealing>) -> Result<Vec<u8>, StoreError> {
+        let Some(sealing) = sealing else { return self.snapshot_bytes() };
+        let mut body = Vec::new();
+        put_uvarint(&mut body, self.next_number);
+        put_uvarint(&mut body, self.tombstones.len() as u64);
+        for (id, watermark) in &self.tombstones {
+            put_bytes(&mut body, id.as_str().as_bytes());
+            put_uvarint(&mut body, *watermark);
+        }
+        let mut sealed = Vec::with_capacity(self.twins.len());
+        for twin in self.twins.values() {
+            let Some(key) = self.numbers.get(&twin.id).and_then(|&n| sealing.twin_key(n)) else { continue };
+            let json = serde_json::to_vec(twin).map_err(|e| StoreError::Corrupt {
+                path: SNAPSHOT_FILE.into(),
+                offset: 0,
+                reason: format!("twin {} does not serialise: {e}", twin.id),
+            })?;
+            sealed.push((key.number, key.seal(Role::CatalogTwin, &json)?));
+        }
+        put_uvarint(&mut body, sealed.len() as u64);
+        for (number, frame) in &sealed {
+            put_uvarint(&mut body, *number);
+            put_bytes(&mut body, frame);
+        }
+        let mut out = SEALED_MAGIC.to_vec();
+        out.extend_from_slice(&sealing.seal_store(Role::Catalog, &body)?);
+        Ok(out)
+    }
+
+    fn snapshot_bytes(&self) -> Result<Vec<u8>, StoreError> {
         let snapshot = SnapshotRef {
             twins: self.twins.values().collect(),
             tombstones: self.tombstones.iter().map(|(k, v)| (k, *v)).collect(),
@@ -96,13 +154,21 @@ impl Catalog {
     }
 
     /// Loads `catalog.bin` from `dir`; an absent file is an empty catalog.
-    pub(crate) fn load(dir: &Path) -> Result<Self, StoreError> {
+    pub(crate) fn load(dir: &Path, sealing: Option<&Sealing>) -> Result<Self, StoreError> {
         let path = dir.join(SNAPSHOT_FILE);
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
             Err(e) => return Err(StoreError::Io { op: "read", path, source: e }),
         };
+        if let Some(sealed) = bytes.strip_prefix(SEALED_MAGIC) {
+            let Some(sealing) = sealing else { return Err(StoreError::KeyringRequired { path }) };
+            return Self::load_sealed(sealed, sealing).map_err(|e| StoreError::Corrupt {
+                path: path.clone(),
+                offset: SEALED_MAGIC.len() as u64 + e.offset as u64,
+                reason: e.reason,
+            });
+        }
         let corrupt = |offset: u64, reason: &str| StoreError::Corrupt {
             path: path.clone(),
             offset,
@@ -131,6 +197,36 @@ impl Catalog {
             tombstones: snapshot.tombstones.into_iter().collect(),
             ..Self::default()
         })
+    }
+}
+
+impl Catalog {
+    /// Reads a sealed snapshot (after its magic); twins whose key is gone
+    /// are left out.
+    fn load_sealed(sealed: &[u8], sealing: &Sealing) -> Result<Self, DecodeError> {
+        let body = sealing.open_store(Role::Catalog, sealed)?;
+        let mut r = Reader::new(&body);
+        let mut catalog = Self { next_number: r.uvarint("next number")?, ..Self::default() };
+        for _ in 0..r.count("tombstone count", body.len())? {
+            let id = r.twin()?;
+            catalog.tombstones.insert(id, r.uvarint("watermark")?);
+        }
+        for _ in 0..r.count("twin count", body.len())? {
+            let number = r.uvarint("twin number")?;
+            let frame = r.bytes("sealed twin record")?;
+            catalog.saw_number(number);
+            let Some(key) = sealing.twin_key(number) else { continue };
+            let at = r.position();
+            let json = key.open(Role::CatalogTwin, frame).map_err(|e| DecodeError { offset: at, ..e })?;
+            let twin: TwinRecord = serde_json::from_slice(&json)
+                .map_err(|e| DecodeError { offset: at, reason: format!("twin record: {e}") })?;
+            catalog.numbers.insert(twin.id.clone(), number);
+            catalog.twins.insert(twin.id.clone(), twin);
+        }
+        if !r.is_empty() {
+            return r.fail("trailing bytes after the catalog");
+        }
+        Ok(catalog)
     }
 }
 
@@ -167,8 +263,8 @@ mod tests {
             created: Timestamp::from_secs(1),
         });
         catalog.delete(&TwinId::new("bob").unwrap(), 9);
-        write_snapshot(dir.path(), &catalog.snapshot_bytes().unwrap()).unwrap();
-        let loaded = Catalog::load(dir.path()).unwrap();
+        write_snapshot(dir.path(), &catalog.snapshot(None).unwrap()).unwrap();
+        let loaded = Catalog::load(dir.path(), None).unwrap();
         assert_eq!(loaded.twins, catalog.twins);
         assert_eq!(loaded.tombstones, catalog.tombstones);
     }
@@ -176,10 +272,10 @@ mod tests {
     #[test]
     fn a_damaged_snapshot_is_reported_not_trusted() {
         let dir = tempfile::tempdir().unwrap();
-        let mut bytes = Catalog::default().snapshot_bytes().unwrap();
+        let mut bytes = Catalog::default().snapshot(None).unwrap();
         let last = bytes.len() - 2;
         bytes[last] ^= 0x20;
         write_snapshot(dir.path(), &bytes).unwrap();
-        assert!(matches!(Catalog::load(dir.path()), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(Catalog::load(dir.path(), None), Err(StoreError::Corrupt { .. })));
     }
 }

@@ -2,10 +2,12 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use doppel_model::{SignalName, Span};
 
+use crate::sealing::Sealing;
 use crate::wal::CorruptionKind;
 
 /// Default head size that triggers a flush: 2M points is ~48 MB of head
@@ -36,6 +38,11 @@ pub struct StoreConfig {
     pub wal_segment_bytes: u64,
     /// How long data is kept.
     pub retention: RetentionPolicy,
+    /// The keys to seal everything written under, for encryption at rest;
+    /// `None` writes plain files. A sealed store refuses to open without
+    /// its keyring; a plain store opened with one is sealed from then on
+    /// (its older files stay readable and are resealed by compaction).
+    pub sealing: Option<Arc<Sealing>>,
 }
 
 impl StoreConfig {
@@ -48,6 +55,7 @@ impl StoreConfig {
             background: true,
             wal_segment_bytes: DEFAULT_WAL_SEGMENT_BYTES,
             retention: RetentionPolicy::default(),
+            sealing: None,
         }
     }
 }

@@ -73,6 +73,35 @@ pub enum StoreError {
         /// What pco reported.
         reason: String,
     },
+    /// The keyring failed: a key could not be created, destroyed or
+    /// stored, or a frame could not be sealed.
+    #[error("keyring: {0}")]
+    Keyring(#[source] doppel_crypto::CryptoError),
+    /// The store, or the file named, is sealed and was opened without a
+    /// keyring.
+    #[error("{path} is encrypted at rest; open the store with its keyring and master key")]
+    KeyringRequired {
+        /// The sealed file.
+        path: PathBuf,
+    },
+    /// The keyring given is not the one this store was sealed with.
+    #[error(
+        "{path}: this store was sealed with another keyring (master key {found}); check the keyring directory and master key"
+    )]
+    WrongKeyring {
+        /// The store's marker file.
+        path: PathBuf,
+        /// The master key id of the keyring given.
+        found: String,
+    },
+    /// A write named a twin the catalog does not hold, in a sealed store,
+    /// where a twin's data can only be sealed under a key made when the
+    /// twin is created.
+    #[error("twin {twin} is not in the catalog; create it before writing its data")]
+    UnknownTwin {
+        /// The twin.
+        twin: String,
+    },
     /// An earlier fsync of the WAL failed, so what is on disk is unknown;
     /// the store refuses further writes until it is reopened (the lesson of
     /// PostgreSQL's 2018 "fsyncgate": a failed fsync cannot be retried).

@@ -49,6 +49,15 @@
 //! assert_eq!(buckets[0].values, vec![60.0, 64.0]);
 //! ```
 //!
+//! # Encryption at rest
+//!
+//! With [`StoreConfig::sealing`] set, every byte of twin data the store
+//! writes is sealed under that twin's data key, and the store's own
+//! structures under the store key (see `sealing.rs`). Twins get a number
+//! and a key when created; [`Store::delete_twin`] destroys the key first,
+//! so the twin's data in the WAL, in segments and in any copy of the data
+//! directory is unreadable from that moment.
+//!
 //! The on-disk format and recovery rules are specified in
 //! `docs/storage-format.md`. This crate knows nothing of models, HTTP or
 //! wire protocols; it stores points of [`doppel_model`] series.
@@ -66,6 +75,7 @@ mod memory;
 mod merge;
 mod query;
 mod registry;
+mod sealing;
 mod segment;
 mod store;
 mod wal;
@@ -78,6 +88,7 @@ pub use config::{
 };
 pub use error::StoreError;
 pub use query::{Aggregate, Bucket, RangeQuery, SeriesData, UnknownAggregate};
+pub use sealing::Sealing;
 pub use store::Store;
 pub use wal::CorruptionKind;
 
@@ -103,7 +114,7 @@ pub mod fuzzing {
 
     /// Scans `bytes` as recovery scans a WAL file.
     pub fn scan_wal(bytes: &[u8]) -> WalScan {
-        let scanned = crate::wal::scan(bytes);
+        let scanned = crate::wal::scan(bytes, None);
         WalScan {
             records: scanned.entries.len(),
             good_len: usize::try_from(scanned.good_len).unwrap_or(usize::MAX),
@@ -115,7 +126,7 @@ pub mod fuzzing {
     /// batch, encodes it again; `None` when it does not decode. Encoding is
     /// canonical, so re-encoding the result must give it back unchanged.
     pub fn reencode_points_payload(payload: &[u8]) -> Option<Vec<u8>> {
-        match crate::wal::decode_entry(payload) {
+        match crate::wal::decode_entry(payload, None) {
             Ok(crate::wal::WalEntry::Points(batch)) => {
                 let mut out = Vec::new();
                 crate::wal::encode_points(&batch, &mut out);

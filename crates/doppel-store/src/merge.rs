@@ -99,7 +99,7 @@ mod tests {
     fn segment(dir: &std::path::Path, id: u64, twins: &[&str]) -> Segment {
         let series =
             twins.iter().map(|t| Ok((key(t), Columns { times: vec![id as i64], values: vec![1.0] })));
-        write_segment(dir, id, SegmentMeta::default(), series).unwrap()
+        write_segment(dir, id, SegmentMeta::default(), None, series).unwrap()
     }
 
     #[test]

@@ -17,12 +17,19 @@
 //! Each page follows the blocks it lists, so a writer holds one page at a
 //! time. An open segment keeps only its directory in memory; pages and
 //! blocks are read on demand with positioned reads.
+//!
+//! A *sealed* segment (magic "DPLSEAL2", written when the store has a
+//! keyring) has the same layout, with each block sealed whole under its
+//! twin's data key and each index page and the directory under the store
+//! key (`sealing.rs`).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::ops::{ControlFlow, Range};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+
+use std::sync::Arc;
 
 use doppel_model::{ModelError, Provenance, SeriesKey, SignalName, TwinId};
 
@@ -36,9 +43,12 @@ use crate::index::{
     verify_page,
 };
 use crate::key_ref::KeyRef;
+use crate::sealing::{Role, Sealing, TwinKey};
 use crate::wal::sync_dir;
 
 const MAGIC: &[u8; 8] = b"DPLSEG01";
+/// The magic of a sealed segment; same length, so offsets do not move.
+const MAGIC_SEALED: &[u8; 8] = b"DPLSEAL2";
 /// Version 2: paged index with a directory (version 1 held the whole index
 /// in one section, loaded into memory).
 const VERSION: u32 = 2;
@@ -72,6 +82,16 @@ pub(crate) struct Segment {
     directory: Directory,
     points: u64,
     file: File,
+    /// The keys to open it with, for a sealed segment.
+    sealing: Option<Arc<Sealing>>,
+}
+
+/// How a segment being written is sealed: the store's keys and where to
+/// find each twin's key. Series whose twin has no key are left out: the
+/// twin was deleted and its key destroyed.
+pub(crate) struct SealWith<'a> {
+    pub sealing: &'a Arc<Sealing>,
+    pub key_of: &'a mut dyn FnMut(&TwinId) -> Option<TwinKey>,
 }
 
 /// The file name of segment `id`.
@@ -100,10 +120,12 @@ pub(crate) fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StoreErro
 /// Writes a segment from series in ascending key order: temp file, fsync,
 /// rename, fsync directory. Series with no samples are skipped. Memory
 /// stays at one index page and one block, whatever the series count.
+/// With `seal`, the segment is sealed.
 pub(crate) fn write_segment<I>(
     dir: &Path,
     id: u64,
     meta: SegmentMeta,
+    mut seal: Option<SealWith<'_>>,
     series: I,
 ) -> Result<Segment, StoreError>
 where
@@ -114,20 +136,38 @@ where
     let file = File::create(&tmp).map_err(StoreError::io("create", &tmp))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let io = StoreError::io;
-    out.write_all(MAGIC).map_err(io("write", &tmp))?;
+    let sealing = seal.as_ref().map(|s| Arc::clone(s.sealing));
+    out.write_all(if sealing.is_some() { MAGIC_SEALED } else { MAGIC }).map_err(io("write", &tmp))?;
     let mut offset = DATA_START;
     let mut directory = Directory::default();
     let mut page = PageBuilder::default();
     let (mut buf, mut blocks) = (Vec::new(), Vec::new());
+    let mut last_twin: Option<(TwinId, Option<TwinKey>)> = None;
     for item in series {
         let (key, columns) = item?;
+        let twin_key = match seal.as_mut() {
+            None => None,
+            Some(seal) => {
+                if last_twin.as_ref().is_none_or(|(twin, _)| *twin != key.twin) {
+                    last_twin = Some((key.twin.clone(), (seal.key_of)(&key.twin)));
+                }
+                match last_twin.as_ref().and_then(|(_, k)| k.clone()) {
+                    Some(twin_key) => Some(twin_key),
+                    None => continue,
+                }
+            }
+        };
         blocks.clear();
         for (times, values) in
             columns.times.chunks(MAX_BLOCK_POINTS).zip(columns.values.chunks(MAX_BLOCK_POINTS))
         {
             buf.clear();
-            let len = encode_block(times, values, &mut buf)
+            let mut len = encode_block(times, values, &mut buf)
                 .map_err(|e| StoreError::Compression { series: series_name(&key), reason: e.0 })?;
+            if let Some(twin_key) = &twin_key {
+                buf = twin_key.seal(Role::Block, &buf)?;
+                len = buf.len();
+            }
             out.write_all(&buf).map_err(io("write", &tmp))?;
             let (Some(&min_time), Some(&max_time)) = (times.first(), times.last()) else { continue };
             blocks.push(BlockMeta { offset, len: len as u32, min_time, max_time, count: times.len() as u32 });
@@ -146,13 +186,16 @@ where
         page.push(&key, &blocks);
         directory.last_key = Some(key);
         if page.is_full() {
-            offset = write_page(&mut out, &tmp, &mut page, offset, &mut buf, &mut directory)?;
+            offset = write_page(&mut out, &tmp, &mut page, offset, &mut buf, &mut directory, &sealing)?;
         }
     }
-    offset = write_page(&mut out, &tmp, &mut page, offset, &mut buf, &mut directory)?;
+    offset = write_page(&mut out, &tmp, &mut page, offset, &mut buf, &mut directory, &sealing)?;
     let mut tail = Vec::new();
     encode_meta(&meta, &mut tail);
     directory.encode(&mut tail);
+    if let Some(sealing) = &sealing {
+        tail = sealing.seal_store(Role::Directory, &tail)?;
+    }
     out.write_all(&tail).map_err(io("write", &tmp))?;
     let mut footer = Vec::with_capacity(FOOTER_BYTES);
     footer.extend_from_slice(&offset.to_le_bytes());
@@ -160,7 +203,7 @@ where
     footer.extend_from_slice(&crc32fast::hash(&tail).to_le_bytes());
     footer.extend_from_slice(&VERSION.to_le_bytes());
     footer.extend_from_slice(&crc32fast::hash(&footer).to_le_bytes());
-    footer.extend_from_slice(MAGIC);
+    footer.extend_from_slice(if sealing.is_some() { MAGIC_SEALED } else { MAGIC });
     out.write_all(&footer).map_err(io("write", &tmp))?;
     let file = out.into_inner().map_err(|e| StoreError::Io {
         op: "write",
@@ -173,7 +216,7 @@ where
     let bytes = offset + tail.len() as u64 + FOOTER_BYTES as u64;
     let file = File::open(&path).map_err(io("open", &path))?;
     let points = directory.points();
-    Ok(Segment { id, path, meta, bytes, directory, points, file })
+    Ok(Segment { id, path, meta, bytes, directory, points, file, sealing })
 }
 
 /// Writes the page being built, if it holds any series, at `offset`;
@@ -185,8 +228,13 @@ fn write_page(
     offset: u64,
     buf: &mut Vec<u8>,
     directory: &mut Directory,
+    sealing: &Option<Arc<Sealing>>,
 ) -> Result<u64, StoreError> {
-    let Some(written) = page.finish(offset, buf) else { return Ok(offset) };
+    let Some(mut written) = page.finish(offset, buf) else { return Ok(offset) };
+    if let Some(sealing) = sealing {
+        *buf = sealing.seal_store(Role::IndexPage, buf)?;
+        written.len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+    }
     out.write_all(buf).map_err(StoreError::io("write", tmp))?;
     directory.pages.push(written);
     Ok(offset + buf.len() as u64)
@@ -220,8 +268,9 @@ impl Segment {
     /// Opens a segment: checks the footer, loads the directory and checks
     /// every index page against it (seals, counts, key order, block
     /// places), so that a damaged index is refused here rather than found
-    /// by a later read. Pages are read one at a time and not kept.
-    pub(crate) fn open(id: u64, path: &Path) -> Result<Self, StoreError> {
+    /// by a later read. Pages are read one at a time and not kept. A
+    /// sealed segment needs `sealing`.
+    pub(crate) fn open(id: u64, path: &Path, sealing: Option<&Arc<Sealing>>) -> Result<Self, StoreError> {
         let corrupt =
             |offset: u64, reason: String| StoreError::Corrupt { path: path.to_path_buf(), offset, reason };
         let file = File::open(path).map_err(StoreError::io("open", path))?;
@@ -243,9 +292,14 @@ impl Segment {
         })();
         let (directory_offset, directory_len, directory_crc, version, footer_crc) =
             parsed.map_err(|e| corrupt(footer_at + e.offset as u64, e.reason))?;
-        if &footer[28..] != MAGIC {
-            return Err(corrupt(footer_at + 28, "footer magic missing".into()));
-        }
+        let sealing = match &footer[28..] {
+            magic if magic == MAGIC => None,
+            magic if magic == MAGIC_SEALED => match sealing {
+                Some(sealing) => Some(Arc::clone(sealing)),
+                None => return Err(StoreError::KeyringRequired { path: path.to_path_buf() }),
+            },
+            _ => return Err(corrupt(footer_at + 28, "footer magic missing".into())),
+        };
         if crc32fast::hash(&footer[..24]) != footer_crc {
             return Err(corrupt(footer_at, "footer checksum mismatch".into()));
         }
@@ -267,6 +321,11 @@ impl Segment {
         if crc32fast::hash(&tail) != directory_crc {
             return Err(corrupt(directory_offset, "directory checksum mismatch".into()));
         }
+        if let Some(sealing) = &sealing {
+            tail = sealing
+                .open_store(Role::Directory, &tail)
+                .map_err(|e| corrupt(directory_offset + e.offset as u64, e.reason))?;
+        }
         let mut r = Reader::new(&tail);
         let decoded = (|| -> Result<_, DecodeError> {
             let meta = decode_meta(&mut r, tail.len())?;
@@ -278,7 +337,7 @@ impl Segment {
         })();
         let (meta, directory) = decoded.map_err(|e| corrupt(directory_offset + e.offset as u64, e.reason))?;
         let points = directory.points();
-        let segment = Self { id, path: path.to_path_buf(), meta, bytes, directory, points, file };
+        let segment = Self { id, path: path.to_path_buf(), meta, bytes, directory, points, file, sealing };
         segment.verify_pages()?;
         Ok(segment)
     }
@@ -324,7 +383,15 @@ impl Segment {
     /// Reads index page `page` into `buf` and returns its checked body.
     fn read_page<'b>(&self, page: &PageRef, buf: &'b mut Vec<u8>) -> Result<&'b [u8], StoreError> {
         self.read_at(buf, page.offset, page.len as usize, "index page")?;
+        if let Some(sealing) = &self.sealing {
+            *buf = sealing.open_store(Role::IndexPage, buf).map_err(|e| self.corrupt_in(page, e))?;
+        }
         unseal(buf, "index page").map_err(|e| self.corrupt_in(page, e))
+    }
+
+    /// True for a sealed segment: reading its blocks takes the twin's key.
+    pub(crate) fn is_sealed(&self) -> bool {
+        self.sealing.is_some()
     }
 
     fn blocks_region(&self, page: usize) -> Range<u64> {
@@ -458,10 +525,19 @@ impl Segment {
     fn read_block_with(
         &self,
         block: &BlockMeta,
+        key: Option<&TwinKey>,
         bytes: &mut Vec<u8>,
         out: &mut Columns,
     ) -> Result<(), StoreError> {
         self.read_at(bytes, block.offset, block.len as usize, "block")?;
+        if self.is_sealed() {
+            let Some(key) = key else {
+                return Err(
+                    self.corrupt(block.offset, "a sealed block was read without its twin's key".into())
+                );
+            };
+            *bytes = key.open(Role::Block, bytes).map_err(|e| self.corrupt(block.offset, e.reason))?;
+        }
         decode_block(bytes, block.count as usize, &mut out.times, &mut out.values)
             .map_err(|e| self.corrupt(block.offset + e.offset as u64, e.reason))
     }
@@ -473,6 +549,7 @@ impl Segment {
     pub(crate) fn scan(
         &self,
         blocks: &[BlockMeta],
+        key: Option<&TwinKey>,
         from: i64,
         to: i64,
         mut sink: impl FnMut(&[i64], &[f64]),
@@ -482,7 +559,7 @@ impl Segment {
         for block in blocks.iter().filter(|b| b.overlaps(from, to)) {
             cols.times.clear();
             cols.values.clear();
-            self.read_block_with(block, &mut bytes, &mut cols)?;
+            self.read_block_with(block, key, &mut bytes, &mut cols)?;
             let r = cols.range(from, to);
             sink(&cols.times[r.clone()], &cols.values[r]);
         }
@@ -491,12 +568,18 @@ impl Segment {
 
     /// The samples of `blocks` (one series' blocks of this segment) in
     /// `[from, to)`.
-    pub(crate) fn read(&self, blocks: &[BlockMeta], from: i64, to: i64) -> Result<Columns, StoreError> {
+    pub(crate) fn read(
+        &self,
+        blocks: &[BlockMeta],
+        key: Option<&TwinKey>,
+        from: i64,
+        to: i64,
+    ) -> Result<Columns, StoreError> {
         let mut out = Columns::default();
         let mut bytes = Vec::new();
         for block in blocks.iter().filter(|b| b.overlaps(from, to)) {
             let start = out.len();
-            self.read_block_with(block, &mut bytes, &mut out)?;
+            self.read_block_with(block, key, &mut bytes, &mut out)?;
             if block.min_time < from || block.max_time >= to {
                 let lo = start + out.times[start..].partition_point(|&t| t < from);
                 let hi = start + out.times[start..].partition_point(|&t| t < to);
@@ -515,13 +598,14 @@ impl Segment {
     pub(crate) fn last(
         &self,
         blocks: &[BlockMeta],
+        key: Option<&TwinKey>,
         from: i64,
         to: i64,
     ) -> Result<Option<(i64, f64)>, StoreError> {
         let mut bytes = Vec::new();
         for block in blocks.iter().rev().filter(|b| b.overlaps(from, to)) {
             let mut cols = Columns::default();
-            self.read_block_with(block, &mut bytes, &mut cols)?;
+            self.read_block_with(block, key, &mut bytes, &mut cols)?;
             let r = cols.range(from, to);
             if r.end > r.start {
                 return Ok(Some((cols.times[r.end - 1], cols.values[r.end - 1])));
@@ -670,7 +754,7 @@ mod tests {
     }
 
     fn read(seg: &Segment, key: &SeriesKey, from: i64, to: i64) -> Option<Columns> {
-        seg.blocks(key).unwrap().map(|blocks| seg.read(&blocks, from, to).unwrap())
+        seg.blocks(key).unwrap().map(|blocks| seg.read(&blocks, None, from, to).unwrap())
     }
 
     #[test]
@@ -683,8 +767,8 @@ mod tests {
             Ok((key("a"), Columns { times: times.clone(), values: values.clone() })),
             Ok((key("b"), Columns { times: vec![5], values: vec![1.5] })),
         ];
-        write_segment(dir.path(), 9, meta.clone(), series).unwrap();
-        let seg = Segment::open(9, &segment_path(dir.path(), 9)).unwrap();
+        write_segment(dir.path(), 9, meta.clone(), None, series).unwrap();
+        let seg = Segment::open(9, &segment_path(dir.path(), 9), None).unwrap();
         assert_eq!(seg.meta, meta);
         assert_eq!(seg.point_count(), 20_001);
         let all = read(&seg, &key("a"), i64::MIN, i64::MAX).unwrap();
@@ -693,9 +777,9 @@ mod tests {
         assert_eq!(part.times, times[8000..8200].to_vec());
         let a = seg.blocks(&key("a")).unwrap().unwrap();
         assert_eq!(a.len(), 3);
-        assert_eq!(seg.last(&a, 0, 60 * 10_000 + 1).unwrap(), Some((600_000, values[10_000])));
+        assert_eq!(seg.last(&a, None, 0, 60 * 10_000 + 1).unwrap(), Some((600_000, values[10_000])));
         let b = seg.blocks(&key("b")).unwrap().unwrap();
-        assert_eq!(seg.last(&b, 6, 100).unwrap(), None);
+        assert_eq!(seg.last(&b, None, 6, 100).unwrap(), None);
         assert!(seg.blocks(&key("c")).unwrap().is_none());
     }
 
@@ -715,8 +799,8 @@ mod tests {
 
     fn write_many(dir: &Path, twins: usize) -> (Segment, Vec<(SeriesKey, Columns)>) {
         let series = many_series(twins);
-        write_segment(dir, 1, SegmentMeta::default(), series.clone().into_iter().map(Ok)).unwrap();
-        (Segment::open(1, &segment_path(dir, 1)).unwrap(), series)
+        write_segment(dir, 1, SegmentMeta::default(), None, series.clone().into_iter().map(Ok)).unwrap();
+        (Segment::open(1, &segment_path(dir, 1), None).unwrap(), series)
     }
 
     #[test]
@@ -728,7 +812,7 @@ mod tests {
         assert_eq!(seg.point_count(), points as u64);
         for (key, cols) in &series {
             let blocks = seg.blocks(key).unwrap().unwrap_or_else(|| panic!("{key:?} not found"));
-            let got = seg.read(&blocks, i64::MIN, i64::MAX).unwrap();
+            let got = seg.read(&blocks, None, i64::MIN, i64::MAX).unwrap();
             assert_eq!((&got.times, &got.values), (&cols.times, &cols.values));
         }
         // Before the first key, between keys, between pages, after the last.
@@ -771,7 +855,7 @@ mod tests {
                 assert_eq!(hits.len(), expected.len(), "{twin} {signal}");
                 for ((hit, blocks), (key, cols)) in hits.iter().zip(expected) {
                     assert_eq!(hit, key);
-                    assert_eq!(seg.read(blocks, i64::MIN, i64::MAX).unwrap().times, cols.times);
+                    assert_eq!(seg.read(blocks, None, i64::MIN, i64::MAX).unwrap().times, cols.times);
                 }
             }
         }
@@ -790,8 +874,8 @@ mod tests {
     fn an_empty_segment_opens_and_holds_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let series = vec![Ok((key("a"), Columns::default()))];
-        write_segment(dir.path(), 1, SegmentMeta::default(), series).unwrap();
-        let seg = Segment::open(1, &segment_path(dir.path(), 1)).unwrap();
+        write_segment(dir.path(), 1, SegmentMeta::default(), None, series).unwrap();
+        let seg = Segment::open(1, &segment_path(dir.path(), 1), None).unwrap();
         assert_eq!(seg.point_count(), 0);
         assert!(seg.blocks(&key("a")).unwrap().is_none());
         assert_eq!(seg.series().count(), 0);
@@ -818,7 +902,7 @@ mod tests {
             let mut bad = good.clone();
             bad[i as usize] ^= 0x04;
             std::fs::write(&path, &bad).unwrap();
-            let err = Segment::open(1, &path).err();
+            let err = Segment::open(1, &path, None).err();
             let Some(StoreError::Corrupt { offset, .. }) = err else { panic!("flip at {i}: {err:?}") };
             // The offset names the damaged page, or somewhere in the directory and footer.
             match pages.iter().find(|p| p.contains(&i)) {
@@ -827,7 +911,7 @@ mod tests {
             }
         }
         std::fs::write(&path, &good[..good.len() - 1]).unwrap();
-        assert!(matches!(Segment::open(1, &path), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(Segment::open(1, &path, None), Err(StoreError::Corrupt { .. })));
     }
 
     #[test]
@@ -839,7 +923,7 @@ mod tests {
         let blocks = seg.blocks(key).unwrap().unwrap();
         let file = std::fs::OpenOptions::new().write(true).open(segment_path(dir.path(), 1)).unwrap();
         file.write_all_at(b"\xff", blocks[0].offset + 6).unwrap();
-        assert!(matches!(seg.read(&blocks, i64::MIN, i64::MAX), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(seg.read(&blocks, None, i64::MIN, i64::MAX), Err(StoreError::Corrupt { .. })));
         file.write_all_at(b"\xff", pages[0].start + 3).unwrap();
         assert!(
             matches!(seg.blocks(key), Err(StoreError::Corrupt { offset, .. }) if pages[0].contains(&offset))
@@ -859,7 +943,7 @@ mod tests {
         let crc = crc32fast::hash(&bytes[footer_at..footer_at + 24]);
         bytes[footer_at + 24..footer_at + 28].copy_from_slice(&crc.to_le_bytes());
         std::fs::write(&path, &bytes).unwrap();
-        let err = Segment::open(1, &path).err().unwrap();
+        let err = Segment::open(1, &path, None).err().unwrap();
         assert!(matches!(err, StoreError::UnsupportedSegmentVersion { found: 1, supported: 2, .. }), "{err}");
         assert!(err.to_string().contains("version 1"), "{err}");
     }

@@ -24,10 +24,11 @@ use crate::index::{BlockMeta, IndexEntry};
 use crate::merge::{MergedSeries, SeriesMerge};
 use crate::query::{Aggregate, Bucket, BucketBuilder, RangeQuery, SeriesData};
 use crate::registry::SeriesRegistry;
-use crate::segment::{Segment, SegmentMeta, list_segments, write_segment};
+use crate::sealing::{Sealing, TwinKey, check_marker};
+use crate::segment::{SealWith, Segment, SegmentMeta, list_segments, write_segment};
 use crate::wal::{
-    MAX_RECORD_BYTES, RECORD_HEADER_BYTES, Wal, WalEntry, encode_delete, encode_points, encode_upsert,
-    list_wal_files, scan, sync_dir,
+    MAX_RECORD_BYTES, RECORD_HEADER_BYTES, Wal, WalEntry, encode_delete, encode_delete_sealed, encode_points,
+    encode_points_sealed, encode_upsert, encode_upsert_sealed, list_wal_files, scan, sync_dir,
 };
 
 /// Segments beyond which the maintenance thread compacts: each read of a
@@ -64,6 +65,8 @@ struct Matches<'v> {
     keys: Vec<SeriesKey>,
     /// Visible segments holding any of them, oldest order first.
     segments: Vec<(&'v Segment, Vec<IndexEntry>)>,
+    /// The twin's key, to open sealed blocks with.
+    key: Option<TwinKey>,
 }
 
 impl Matches<'_> {
@@ -96,6 +99,11 @@ struct Inner {
     /// Distinct series across heads and segments, for [`Store::stats`].
     registry: Arc<SeriesRegistry>,
     catalog: RwLock<Catalog>,
+    /// The keys everything is sealed under, when encryption at rest is on.
+    sealing: Option<Arc<Sealing>>,
+    /// Serialises twin creation in a sealed store, so that a twin is never
+    /// given two numbers.
+    numbering: Mutex<()>,
     /// Next segment order / id to hand out; every order below it is taken.
     next_seq: AtomicU64,
     /// Serialises flush and compaction.
@@ -333,7 +341,7 @@ fn merge_lww(older: Columns, newer: Columns) -> Columns {
 fn build_record(
     what: &'static str,
     capacity: usize,
-    encode: impl FnOnce(&mut Vec<u8>),
+    encode: impl FnOnce(&mut Vec<u8>) -> Result<(), StoreError>,
 ) -> Result<Vec<u8>, StoreError> {
     let mut record = Vec::with_capacity(RECORD_HEADER_BYTES + capacity);
     frame_record(what, &mut record, encode)?;
@@ -344,11 +352,11 @@ fn build_record(
 fn frame_record(
     what: &'static str,
     record: &mut Vec<u8>,
-    encode: impl FnOnce(&mut Vec<u8>),
+    encode: impl FnOnce(&mut Vec<u8>) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     record.clear();
     record.extend_from_slice(&[0u8; RECORD_HEADER_BYTES]);
-    encode(record);
+    encode(record)?;
     let len = record.len() - RECORD_HEADER_BYTES;
     if len > MAX_RECORD_BYTES {
         return Err(StoreError::RecordTooLarge { what, bytes: len, limit: MAX_RECORD_BYTES });
@@ -372,9 +380,11 @@ impl Inner {
             path: lock_path.clone(),
             source: e.into(),
         })?;
+        let sealing = config.sealing.clone();
+        check_marker(&config.dir, sealing.as_deref())?;
         let mut report = RecoveryReport::default();
-        let mut catalog = Catalog::load(&config.dir)?;
-        let segments = load_segments(&segment_dir, &mut report)?;
+        let mut catalog = Catalog::load(&config.dir, sealing.as_deref())?;
+        let segments = load_segments(&segment_dir, sealing.as_ref(), &mut report)?;
         let wal_start = segments.iter().map(|s| s.meta.wal_start).max().unwrap_or(0);
         let mut next_seq = segments.iter().map(|s| s.id.max(s.meta.order)).max().unwrap_or(0);
         next_seq = next_seq.max(catalog.max_watermark());
@@ -388,7 +398,7 @@ impl Inner {
         }
         let head = Head::new(Arc::clone(&registry));
         let wal_files = list_wal_files(&wal_dir)?;
-        let lsn = replay_wal(&wal_files, wal_start, &head, &mut catalog, &mut report)?;
+        let lsn = replay_wal(&wal_files, wal_start, &head, &mut catalog, sealing.as_deref(), &mut report)?;
         next_seq = next_seq.max(catalog.max_watermark());
         if !head.is_empty() {
             head.note_write(Timestamp::now());
@@ -399,13 +409,25 @@ impl Inner {
         let mut segments: Vec<Arc<Segment>> = segments.into_iter().map(Arc::new).collect();
         segments.sort_by_key(|s| std::cmp::Reverse(s.meta.order));
         let retention = config.retention.clone();
-        Ok(Self {
+        if let Some(sealing) = &sealing {
+            let floor = sealing.keyring().max_number().map_or(0, |n| n + 1);
+            catalog.next_number = catalog.next_number.max(floor).max(doppel_crypto::RESERVED_NUMBERS);
+        }
+        let unnumbered: Vec<TwinRecord> = match &sealing {
+            Some(_) => {
+                catalog.twins.values().filter(|t| !catalog.numbers.contains_key(&t.id)).cloned().collect()
+            }
+            None => Vec::new(),
+        };
+        let inner = Self {
             segment_dir,
             wal,
             gate: RwLock::new(()),
             view: RwLock::new(View { active: Arc::new(head), frozen: None, segments: Arc::new(segments) }),
             registry,
             catalog: RwLock::new(catalog),
+            sealing,
+            numbering: Mutex::new(()),
             next_seq: AtomicU64::new(next_seq + 1),
             maintenance: Mutex::new(()),
             retention: RwLock::new(retention),
@@ -415,7 +437,11 @@ impl Inner {
             wake: Condvar::new(),
             _lock: lock,
             config,
-        })
+        };
+        // Twins of a store that was plain until now get their numbers and
+        // keys, so their data is sealed from the next flush on.
+        inner.put_twins(&unnumbered)?;
+        Ok(inner)
     }
 
     fn write(&self, batch: &Batch) -> Result<WriteReceipt, StoreError> {
@@ -424,7 +450,23 @@ impl Inner {
             return Ok(WriteReceipt { points: 0, lsn: 0, led_fsync: false });
         }
         let mut record = RECORD_BUFFER.take();
-        frame_record("batch", &mut record, |out| encode_points(batch, out))?;
+        match &self.sealing {
+            None => frame_record("batch", &mut record, |out| {
+                encode_points(batch, out);
+                Ok(())
+            })?,
+            Some(sealing) => {
+                let catalog = self.catalog.read();
+                let mut key_of = |twin: &TwinId| {
+                    catalog
+                        .numbers
+                        .get(twin)
+                        .and_then(|&number| sealing.twin_key(number))
+                        .ok_or_else(|| StoreError::UnknownTwin { twin: twin.to_string() })
+                };
+                frame_record("batch", &mut record, |out| encode_points_sealed(batch, &mut key_of, out))?;
+            }
+        }
         let logged = self.log_and_apply(&record, batch);
         if record.capacity() <= KEPT_RECORD_BUFFER_BYTES {
             RECORD_BUFFER.set(record);
@@ -455,9 +497,18 @@ impl Inner {
     }
 
     fn put_twins(&self, twins: &[TwinRecord]) -> Result<(), StoreError> {
+        let _numbering = self.sealing.as_ref().map(|_| self.numbering.lock());
+        let numbers = self.number_twins(twins)?;
         let records = twins
             .iter()
-            .map(|twin| build_record("twin record", 256, |out| encode_upsert(twin, out)))
+            .zip(&numbers)
+            .map(|(twin, key)| match key {
+                None => build_record("twin record", 256, |out| {
+                    encode_upsert(twin, out);
+                    Ok(())
+                }),
+                Some(key) => build_record("twin record", 256, |out| encode_upsert_sealed(twin, key, out)),
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let _gate = self.gate.read();
         let mut last = None;
@@ -467,10 +518,63 @@ impl Inner {
         let Some(lsn) = last else { return Ok(()) };
         self.wal.sync_to(lsn)?;
         let mut catalog = self.catalog.write();
-        for twin in twins {
+        for (twin, key) in twins.iter().zip(numbers) {
+            if let Some(key) = key {
+                catalog.number(&twin.id, key.number);
+            }
             catalog.upsert(twin.clone());
         }
         Ok(())
+    }
+
+    /// In a sealed store, each twin's key: its own for a known twin, a new
+    /// number and key (durably in the keyring) for a new one. `None` for
+    /// every twin of a plain store. The caller holds `numbering`.
+    fn number_twins(&self, twins: &[TwinRecord]) -> Result<Vec<Option<TwinKey>>, StoreError> {
+        let Some(sealing) = &self.sealing else { return Ok(vec![None; twins.len()]) };
+        let mut numbers = Vec::with_capacity(twins.len());
+        let mut new = Vec::new();
+        {
+            let catalog = self.catalog.read();
+            let mut next = catalog.next_number;
+            let mut fresh: HashMap<&TwinId, u64> = HashMap::new();
+            for twin in twins {
+                let number = match catalog.numbers.get(&twin.id).or_else(|| fresh.get(&twin.id)) {
+                    Some(&number) => number,
+                    None => {
+                        let number = next;
+                        next += 1;
+                        fresh.insert(&twin.id, number);
+                        new.push(number);
+                        number
+                    }
+                };
+                numbers.push(number);
+            }
+        }
+        sealing.keyring().create_many(&new).map_err(StoreError::Keyring)?;
+        if let Some(&highest) = new.last() {
+            self.catalog.write().saw_number(highest);
+        }
+        numbers
+            .into_iter()
+            .map(|number| {
+                sealing.twin_key(number).map(Some).ok_or_else(|| {
+                    let twin = twins.iter().zip(&new).find(|(_, n)| **n == number);
+                    StoreError::UnknownTwin {
+                        twin: twin.map_or_else(|| number.to_string(), |(t, _)| t.id.to_string()),
+                    }
+                })
+            })
+            .collect()
+    }
+
+    /// The key to open `twin`'s sealed data with; `None` in a plain store,
+    /// or when the twin has no key (unknown, or deleted and shredded).
+    fn twin_key(&self, twin: &TwinId) -> Option<TwinKey> {
+        let sealing = self.sealing.as_ref()?;
+        let number = *self.catalog.read().numbers.get(twin)?;
+        sealing.twin_key(number)
     }
 
     fn delete_twin(&self, id: &TwinId) -> Result<bool, StoreError> {
@@ -484,7 +588,24 @@ impl Inner {
         // Every order handed out so far (segments, the head being flushed)
         // is covered; the active head is purged below and gets a higher order.
         let watermark = self.next_seq.load(Ordering::Acquire) - 1;
-        let record = build_record("twin delete", 64, |out| encode_delete(id, watermark, out))?;
+        let record = match &self.sealing {
+            None => build_record("twin delete", 64, |out| {
+                encode_delete(id, watermark, out);
+                Ok(())
+            })?,
+            Some(sealing) => {
+                // The key goes first: from here on the twin's data cannot
+                // be read, whatever happens to the rest of the delete.
+                let number = self.catalog.read().numbers.get(id).copied();
+                if let Some(number) = number {
+                    sealing.keyring().destroy(number).map_err(StoreError::Keyring)?;
+                }
+                let number = number.unwrap_or(doppel_crypto::STORE_KEY);
+                build_record("twin delete", 96, |out| {
+                    encode_delete_sealed(id, number, watermark, sealing, out)
+                })?
+            }
+        };
         let lsn = self.wal.append(&record)?;
         self.wal.sync_to(lsn)?;
         self.catalog.write().delete(id, watermark);
@@ -499,9 +620,17 @@ impl Inner {
         self.catalog.read().tombstones.get(twin).copied()
     }
 
-    /// Segments (oldest order first) that may hold visible data of `twin`.
-    fn visible_segments(view: &View, tomb: Option<u64>) -> impl Iterator<Item = &Arc<Segment>> {
-        view.segments.iter().rev().filter(move |s| tomb.is_none_or(|mark| s.meta.order > mark))
+    /// Segments (oldest order first) that may hold visible data of a twin
+    /// with tombstone `tomb`; sealed ones only when the twin `has_key`.
+    fn visible_segments(
+        view: &View,
+        tomb: Option<u64>,
+        has_key: bool,
+    ) -> impl Iterator<Item = &Arc<Segment>> {
+        view.segments
+            .iter()
+            .rev()
+            .filter(move |s| tomb.is_none_or(|mark| s.meta.order > mark) && (has_key || !s.is_sealed()))
     }
 
     fn twin_keys(
@@ -514,7 +643,8 @@ impl Inner {
         if let Some((frozen, _)) = &view.frozen {
             keys.extend(frozen.keys_of(twin));
         }
-        for segment in Self::visible_segments(view, tomb) {
+        let key = self.twin_key(twin);
+        for segment in Self::visible_segments(view, tomb, key.is_some()) {
             keys.extend(segment.series_of(twin, None)?.into_iter().map(|(key, _)| key));
         }
         Ok(keys)
@@ -534,7 +664,8 @@ impl Inner {
             keys.extend(frozen.keys_of(&q.twin).into_iter().filter(wanted));
         }
         let mut segments = Vec::new();
-        for segment in Self::visible_segments(view, tomb) {
+        let key = self.twin_key(&q.twin);
+        for segment in Self::visible_segments(view, tomb, key.is_some()) {
             let mut hits = segment.series_of(&q.twin, Some(&q.signal))?;
             hits.retain(|(key, _)| wanted(key));
             if !hits.is_empty() {
@@ -542,7 +673,7 @@ impl Inner {
                 segments.push((segment.as_ref(), hits));
             }
         }
-        Ok(Matches { keys: keys.into_iter().collect(), segments })
+        Ok(Matches { keys: keys.into_iter().collect(), segments, key })
     }
 
     /// Each matching series' columns in range, last write winning.
@@ -555,7 +686,7 @@ impl Inner {
         for key in &matches.keys {
             let mut merged = Columns::default();
             for (segment, blocks) in matches.sources(key) {
-                merged = merge_lww(merged, segment.read(blocks, from, to)?);
+                merged = merge_lww(merged, segment.read(blocks, matches.key.as_ref(), from, to)?);
             }
             if let Some((frozen, _)) = &view.frozen
                 && let Some(cols) = frozen.read(key, from, to)
@@ -596,11 +727,12 @@ impl Inner {
             matches.sources(key).filter(|(_, blocks)| blocks.iter().any(|b| b.overlaps(from, to)));
         let (Some((segment, blocks)), None) = (sources.next(), sources.next()) else { return Ok(false) };
         let cuts = scan_cuts(blocks, from, to);
+        let key = matches.key.as_ref();
         if cuts.is_empty() {
-            segment.scan(blocks, from, to, |times, values| builder.push(times, values))?;
+            segment.scan(blocks, key, from, to, |times, values| builder.push(times, values))?;
             return Ok(true);
         }
-        scan_in_parallel(segment, blocks, from, to, &cuts, builder)?;
+        scan_in_parallel(segment, blocks, key, from, to, &cuts, builder)?;
         Ok(true)
     }
 
@@ -621,7 +753,7 @@ impl Inner {
                 }
             };
             for (segment, blocks) in matches.sources(key) {
-                consider(segment.last(blocks, from, to)?);
+                consider(segment.last(blocks, matches.key.as_ref(), from, to)?);
             }
             if let Some((frozen, _)) = &view.frozen {
                 consider(frozen.last(key, from, to));
@@ -692,7 +824,9 @@ impl Inner {
         report.series += series.len();
         report.points += series.iter().map(|(_, c)| c.len() as u64).sum::<u64>();
         let meta = SegmentMeta { order, wal_start, replaced: Vec::new() };
-        let segment = write_segment(&self.segment_dir, order, meta, series.into_iter().map(Ok))?;
+        let mut key_of = |twin: &TwinId| self.twin_key(twin);
+        let seal = self.sealing.as_ref().map(|sealing| SealWith { sealing, key_of: &mut key_of });
+        let segment = write_segment(&self.segment_dir, order, meta, seal, series.into_iter().map(Ok))?;
         report.segment = Some(segment.path.clone());
         report.segment_bytes += segment.bytes;
         // The segment takes its references before the head gives up its
@@ -742,7 +876,7 @@ impl Inner {
         let snapshot = {
             let c = self.catalog.read();
             (c.version != c.snapshot_version)
-                .then(|| c.snapshot_bytes().map(|b| (b, c.version)))
+                .then(|| c.snapshot(self.sealing.as_deref()).map(|b| (b, c.version)))
                 .transpose()?
         };
         if let Some((bytes, version)) = snapshot {
@@ -787,18 +921,25 @@ impl Inner {
             replaced: inputs.iter().map(|s| s.id).collect(),
         };
         let (mut dropped_deleted, mut dropped_retention) = (0u64, 0u64);
+        let mut twin_key: Option<(TwinId, Option<TwinKey>)> = None;
         let series = SeriesMerge::new(inputs.iter().map(Arc::as_ref))?.map(|item| {
             let MergedSeries { key, holders } = item?;
             let tomb = tombstones.get(&key.twin).copied();
+            if twin_key.as_ref().is_none_or(|(twin, _)| *twin != key.twin) {
+                twin_key = Some((key.twin.clone(), self.twin_key(&key.twin)));
+            }
+            let sealed_key = twin_key.as_ref().and_then(|(_, k)| k.as_ref());
             let mut merged = Columns::default();
             // Holders come in input order, oldest segment order first.
             for (input, blocks) in holders {
                 let segment = &inputs[input];
-                if tomb.is_some_and(|mark| segment.meta.order <= mark) {
+                if tomb.is_some_and(|mark| segment.meta.order <= mark)
+                    || (segment.is_sealed() && sealed_key.is_none())
+                {
                     dropped_deleted += blocks.iter().map(|b| u64::from(b.count)).sum::<u64>();
                     continue;
                 }
-                merged = merge_lww(merged, segment.read(&blocks, i64::MIN, i64::MAX)?);
+                merged = merge_lww(merged, segment.read(&blocks, sealed_key, i64::MIN, i64::MAX)?);
             }
             if let Some(span) = retention.for_signal(&key.signal) {
                 let cutoff = now.saturating_sub(span.as_nanos());
@@ -809,7 +950,9 @@ impl Inner {
             }
             Ok((key, merged))
         });
-        let segment = write_segment(&self.segment_dir, id, meta, series)?;
+        let mut key_of = |twin: &TwinId| self.twin_key(twin);
+        let seal = self.sealing.as_ref().map(|sealing| SealWith { sealing, key_of: &mut key_of });
+        let segment = write_segment(&self.segment_dir, id, meta, seal, series)?;
         report.points_dropped_deleted = dropped_deleted;
         report.points_dropped_retention = dropped_retention;
         report.points_out = segment.point_count();
@@ -954,6 +1097,7 @@ fn scan_cuts(blocks: &[BlockMeta], from: i64, to: i64) -> Vec<i64> {
 fn scan_in_parallel(
     segment: &Segment,
     blocks: &[BlockMeta],
+    key: Option<&TwinKey>,
     from: i64,
     to: i64,
     cuts: &[i64],
@@ -968,12 +1112,13 @@ fn scan_in_parallel(
         let mut handles = Vec::with_capacity(tails.len());
         for (tail, range) in tails.iter_mut().zip(bounds.windows(2).skip(1)) {
             let (start, end) = (range[0], range[1]);
-            let work = move || segment.scan(blocks, start, end, |times, values| tail.push(times, values));
+            let work =
+                move || segment.scan(blocks, key, start, end, |times, values| tail.push(times, values));
             handles
                 .push(std::thread::Builder::new().name("doppel-store-scan".into()).spawn_scoped(scope, work));
         }
         let mut result =
-            segment.scan(blocks, bounds[0], bounds[1], |times, values| builder.push(times, values));
+            segment.scan(blocks, key, bounds[0], bounds[1], |times, values| builder.push(times, values));
         for handle in handles {
             let part = match handle {
                 Ok(handle) => handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
@@ -993,10 +1138,14 @@ fn scan_in_parallel(
     Ok(())
 }
 
-fn load_segments(dir: &Path, report: &mut RecoveryReport) -> Result<Vec<Segment>, StoreError> {
+fn load_segments(
+    dir: &Path,
+    sealing: Option<&Arc<Sealing>>,
+    report: &mut RecoveryReport,
+) -> Result<Vec<Segment>, StoreError> {
     let mut segments = Vec::new();
     for (id, path) in list_segments(dir)? {
-        match Segment::open(id, &path) {
+        match Segment::open(id, &path, sealing) {
             Ok(segment) => segments.push(segment),
             Err(StoreError::Corrupt { offset, reason, .. }) => {
                 let moved_to = path.with_extension("seg.corrupt");
@@ -1031,13 +1180,17 @@ fn replay_wal(
     wal_start: u64,
     head: &Head,
     catalog: &mut Catalog,
+    sealing: Option<&Sealing>,
     report: &mut RecoveryReport,
 ) -> Result<u64, StoreError> {
     let mut lsn = 0u64;
     let newest = files.last().map(|(seq, _)| *seq);
     for (seq, path) in files.iter().filter(|(seq, _)| *seq >= wal_start) {
         let bytes = std::fs::read(path).map_err(StoreError::io("read", path))?;
-        let scanned = scan(&bytes);
+        let scanned = scan(&bytes, sealing);
+        if scanned.needs_keyring {
+            return Err(StoreError::KeyringRequired { path: path.clone() });
+        }
         report.wal_files_replayed += 1;
         for entry in scanned.entries {
             lsn += 1;
@@ -1047,11 +1200,20 @@ fn replay_wal(
                     report.wal_points_replayed += batch.point_count() as u64;
                     head.insert_batch(&batch, lsn);
                 }
-                WalEntry::TwinUpsert(twin) => catalog.upsert(twin),
-                WalEntry::TwinDelete { id, watermark } => {
+                WalEntry::TwinUpsert { twin, number } => {
+                    if let Some(number) = number {
+                        catalog.number(&twin.id, number);
+                    }
+                    catalog.upsert(twin);
+                }
+                WalEntry::TwinDelete { id, watermark, number } => {
+                    if let Some(number) = number {
+                        catalog.saw_number(number);
+                    }
                     catalog.delete(&id, watermark);
                     head.purge(&id);
                 }
+                WalEntry::Forgotten { number } => catalog.saw_number(number),
             }
         }
         if let Some(reason) = scanned.corruption {
@@ -1131,6 +1293,7 @@ mod tests {
             dir,
             1,
             crate::segment::SegmentMeta::default(),
+            None,
             vec![Ok((heart_rate_key(), cols))],
         )
         .unwrap();
@@ -1146,7 +1309,7 @@ mod tests {
     ) -> Vec<Bucket> {
         let mut builder = BucketBuilder::new(every, from, aggs);
         let blocks = segment.blocks(&heart_rate_key()).unwrap().unwrap();
-        segment.scan(&blocks, from, to, |t, v| builder.push(t, v)).unwrap();
+        segment.scan(&blocks, None, from, to, |t, v| builder.push(t, v)).unwrap();
         builder.finish()
     }
 
@@ -1188,7 +1351,7 @@ mod tests {
                 for parts in [2, 3, in_range.len()] {
                     let cuts: Vec<i64> = (1..parts).map(|p| in_range[p * in_range.len() / parts]).collect();
                     let mut builder = BucketBuilder::new(every, from, &Aggregate::ALL);
-                    scan_in_parallel(&segment, &blocks, from, to, &cuts, &mut builder).unwrap();
+                    scan_in_parallel(&segment, &blocks, None, from, to, &cuts, &mut builder).unwrap();
                     assert_eq!(
                         bits(&builder.finish()),
                         bits(&expected),

@@ -20,6 +20,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::StoreError;
 use crate::catalog::TwinRecord;
 use crate::codec::{DecodeError, Reader, put_bytes, put_ivarint, put_uvarint};
+use crate::sealing::{Role, Sealing, TwinKey};
 
 /// Largest payload of one WAL record. Bounds what recovery allocates for a
 /// length field read from a possibly corrupt file; a 5,000-point batch is
@@ -37,17 +38,30 @@ const MAX_ITEMS: usize = MAX_RECORD_BYTES;
 const KIND_POINTS: u8 = 1;
 const KIND_TWIN_UPSERT: u8 = 2;
 const KIND_TWIN_DELETE: u8 = 3;
+const KIND_SEALED_POINTS: u8 = 4;
+const KIND_SEALED_UPSERT: u8 = 5;
+const KIND_SEALED_DELETE: u8 = 6;
+
+/// True when a payload is one of the sealed kinds, which only a store
+/// opened with its keyring can read.
+pub(crate) fn is_sealed_payload(payload: &[u8]) -> bool {
+    matches!(payload.first(), Some(&(KIND_SEALED_POINTS | KIND_SEALED_UPSERT | KIND_SEALED_DELETE)))
+}
 
 /// One logged operation.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum WalEntry {
-    /// A batch of points.
+    /// A batch of points (in a sealed record, without the groups of twins
+    /// whose key is destroyed).
     Points(Batch),
-    /// A twin catalog upsert.
-    TwinUpsert(TwinRecord),
+    /// A twin catalog upsert, with the twin's number in a sealed store.
+    TwinUpsert { twin: TwinRecord, number: Option<u64> },
     /// A twin deletion; `watermark` is the highest segment order whose data
     /// of this twin becomes invisible.
-    TwinDelete { id: TwinId, watermark: u64 },
+    TwinDelete { id: TwinId, watermark: u64, number: Option<u64> },
+    /// A sealed upsert of a twin whose key has been destroyed since: only
+    /// its number is left, so that it is never handed out again.
+    Forgotten { number: u64 },
 }
 
 /// Most bytes one varint takes (a `u64` in 7-bit groups).
@@ -106,16 +120,45 @@ pub(crate) fn encode_points(batch: &Batch, out: &mut Vec<u8>) {
     let twin_count = placed.chunk_by(|a, b| a.0 == b.0).count();
     put_uvarint(out, twin_count as u64);
     for group in placed.chunk_by(|a, b| a.0 == b.0) {
-        let first = &batch.series[group[0].1 as usize];
-        put_bytes(out, first.key.twin.as_str().as_bytes());
-        put_uvarint(out, group.len() as u64);
-        for &(_, i) in group {
-            let s = &batch.series[i as usize];
-            put_bytes(out, s.key.signal.as_str().as_bytes());
-            put_bytes(out, s.key.provenance.as_str().as_bytes());
-            put_uvarint(out, s.samples.len() as u64);
-            encode_samples(&s.samples, out);
-        }
+        encode_group(batch, group, out);
+    }
+}
+
+/// Encodes a batch payload with each twin's group sealed under that twin's
+/// key (`key_of` finds it): `u8 4, varint twin_count`, then per twin
+/// `varint number, bytes frame`, the frame opening to the group as a plain
+/// batch payload holds it.
+pub(crate) fn encode_points_sealed(
+    batch: &Batch,
+    key_of: &mut dyn FnMut(&TwinId) -> Result<TwinKey, StoreError>,
+    out: &mut Vec<u8>,
+) -> Result<(), StoreError> {
+    out.push(KIND_SEALED_POINTS);
+    let placed = twin_groups(batch);
+    let twin_count = placed.chunk_by(|a, b| a.0 == b.0).count();
+    put_uvarint(out, twin_count as u64);
+    let mut group_bytes = Vec::new();
+    for group in placed.chunk_by(|a, b| a.0 == b.0) {
+        let key = key_of(&batch.series[group[0].1 as usize].key.twin)?;
+        group_bytes.clear();
+        encode_group(batch, group, &mut group_bytes);
+        put_uvarint(out, key.number);
+        put_bytes(out, &key.seal(Role::WalPoints, &group_bytes)?);
+    }
+    Ok(())
+}
+
+/// One twin's group: its id, then each of its series with their samples.
+fn encode_group(batch: &Batch, group: &[(u32, u32)], out: &mut Vec<u8>) {
+    let first = &batch.series[group[0].1 as usize];
+    put_bytes(out, first.key.twin.as_str().as_bytes());
+    put_uvarint(out, group.len() as u64);
+    for &(_, i) in group {
+        let s = &batch.series[i as usize];
+        put_bytes(out, s.key.signal.as_str().as_bytes());
+        put_bytes(out, s.key.provenance.as_str().as_bytes());
+        put_uvarint(out, s.samples.len() as u64);
+        encode_samples(&s.samples, out);
     }
 }
 
@@ -148,6 +191,21 @@ pub(crate) fn encode_upsert(twin: &TwinRecord, out: &mut Vec<u8>) {
     put_ivarint(out, twin.created.as_nanos());
 }
 
+/// Encodes a twin upsert sealed under the twin's key: `u8 5, varint
+/// number, bytes frame`, the frame opening to a plain upsert payload.
+pub(crate) fn encode_upsert_sealed(
+    twin: &TwinRecord,
+    key: &TwinKey,
+    out: &mut Vec<u8>,
+) -> Result<(), StoreError> {
+    let mut plain = Vec::with_capacity(256);
+    encode_upsert(twin, &mut plain);
+    out.push(KIND_SEALED_UPSERT);
+    put_uvarint(out, key.number);
+    put_bytes(out, &key.seal(Role::WalTwin, &plain)?);
+    Ok(())
+}
+
 /// Encodes a twin delete payload.
 pub(crate) fn encode_delete(id: &TwinId, watermark: u64, out: &mut Vec<u8>) {
     out.push(KIND_TWIN_DELETE);
@@ -155,10 +213,37 @@ pub(crate) fn encode_delete(id: &TwinId, watermark: u64, out: &mut Vec<u8>) {
     put_uvarint(out, watermark);
 }
 
-/// Decodes one payload.
-pub(crate) fn decode_entry(payload: &[u8]) -> Result<WalEntry, DecodeError> {
+/// Encodes a twin delete of a sealed store: `u8 6, varint number, varint
+/// watermark, bytes frame`, the frame holding the twin id under the store
+/// key (the twin's own key is destroyed by then).
+pub(crate) fn encode_delete_sealed(
+    id: &TwinId,
+    number: u64,
+    watermark: u64,
+    sealing: &Sealing,
+    out: &mut Vec<u8>,
+) -> Result<(), StoreError> {
+    out.push(KIND_SEALED_DELETE);
+    put_uvarint(out, number);
+    put_uvarint(out, watermark);
+    put_bytes(out, &sealing.seal_store(Role::WalDelete, id.as_str().as_bytes())?);
+    Ok(())
+}
+
+/// Decodes one payload; sealed kinds need `sealing` (without it they are
+/// undecodable).
+pub(crate) fn decode_entry(payload: &[u8], sealing: Option<&Sealing>) -> Result<WalEntry, DecodeError> {
     let mut r = Reader::new(payload);
-    let entry = match r.u8("record kind")? {
+    let kind = r.u8("record kind")?;
+    if is_sealed_payload(payload) {
+        let Some(sealing) = sealing else { return r.fail("a sealed record in a store opened without keys") };
+        let entry = decode_sealed(kind, &mut r, sealing)?;
+        if !r.is_empty() {
+            return r.fail("trailing bytes after the payload");
+        }
+        return Ok(entry);
+    }
+    let entry = match kind {
         KIND_POINTS => WalEntry::Points(decode_points(&mut r)?),
         KIND_TWIN_UPSERT => {
             let id = r.twin()?;
@@ -175,9 +260,11 @@ pub(crate) fn decode_entry(payload: &[u8]) -> Result<WalEntry, DecodeError> {
                 }
             };
             let created = Timestamp::from_nanos(r.ivarint("created")?);
-            WalEntry::TwinUpsert(TwinRecord { id, model, properties, created })
+            WalEntry::TwinUpsert { twin: TwinRecord { id, model, properties, created }, number: None }
         }
-        KIND_TWIN_DELETE => WalEntry::TwinDelete { id: r.twin()?, watermark: r.uvarint("watermark")? },
+        KIND_TWIN_DELETE => {
+            WalEntry::TwinDelete { id: r.twin()?, watermark: r.uvarint("watermark")?, number: None }
+        }
         other => return Err(DecodeError { offset: 0, reason: format!("unknown record kind {other}") }),
     };
     if !r.is_empty() {
@@ -186,10 +273,61 @@ pub(crate) fn decode_entry(payload: &[u8]) -> Result<WalEntry, DecodeError> {
     Ok(entry)
 }
 
+/// Decodes the body of a sealed record of `kind`.
+fn decode_sealed(kind: u8, r: &mut Reader<'_>, sealing: &Sealing) -> Result<WalEntry, DecodeError> {
+    let at =
+        |r: &Reader<'_>, e: DecodeError| DecodeError { offset: r.position() + e.offset, reason: e.reason };
+    match kind {
+        KIND_SEALED_POINTS => {
+            let twins = r.count("twin count", MAX_ITEMS)?;
+            let mut batch = Batch::default();
+            for _ in 0..twins {
+                let number = r.uvarint("twin number")?;
+                let frame = r.bytes("sealed twin group")?;
+                let Some(key) = sealing.twin_key(number) else { continue };
+                let group = key.open(Role::WalPoints, frame).map_err(|e| at(r, e))?;
+                let mut g = Reader::new(&group);
+                decode_group(&mut g, &mut batch).map_err(|e| at(r, e))?;
+                if !g.is_empty() {
+                    return r.fail("trailing bytes after a sealed twin group");
+                }
+            }
+            Ok(WalEntry::Points(batch))
+        }
+        KIND_SEALED_UPSERT => {
+            let number = r.uvarint("twin number")?;
+            let frame = r.bytes("sealed twin record")?;
+            let Some(key) = sealing.twin_key(number) else { return Ok(WalEntry::Forgotten { number }) };
+            let plain = key.open(Role::WalTwin, frame).map_err(|e| at(r, e))?;
+            match decode_entry(&plain, None).map_err(|e| at(r, e))? {
+                WalEntry::TwinUpsert { twin, .. } => Ok(WalEntry::TwinUpsert { twin, number: Some(number) }),
+                _ => r.fail("a sealed twin record holds another kind of record"),
+            }
+        }
+        _ => {
+            let number = r.uvarint("twin number")?;
+            let watermark = r.uvarint("watermark")?;
+            let frame = r.bytes("sealed twin id")?;
+            let id = sealing.open_store(Role::WalDelete, frame).map_err(|e| at(r, e))?;
+            let id = std::str::from_utf8(&id).ok().and_then(|id| TwinId::new(id).ok());
+            let Some(id) = id else { return r.fail("a sealed delete holds no valid twin id") };
+            Ok(WalEntry::TwinDelete { id, watermark, number: Some(number) })
+        }
+    }
+}
+
 fn decode_points(r: &mut Reader<'_>) -> Result<Batch, DecodeError> {
     let twins = r.count("twin count", MAX_ITEMS)?;
     let mut batch = Batch::default();
     for _ in 0..twins {
+        decode_group(r, &mut batch)?;
+    }
+    Ok(batch)
+}
+
+/// Decodes one twin's group into `batch`.
+fn decode_group(r: &mut Reader<'_>, batch: &mut Batch) -> Result<(), DecodeError> {
+    {
         let twin = r.twin()?;
         let series = r.count("series count", MAX_ITEMS)?;
         for _ in 0..series {
@@ -216,7 +354,7 @@ fn decode_points(r: &mut Reader<'_>) -> Result<Batch, DecodeError> {
             batch.series.push(SeriesBatch { key, samples });
         }
     }
-    Ok(batch)
+    Ok(())
 }
 
 /// Frames `payload` as a record: appends header and payload to `out`. (The
@@ -249,10 +387,14 @@ pub(crate) struct Scan {
     pub good_len: u64,
     /// Why scanning stopped early, if it did.
     pub corruption: Option<CorruptionKind>,
+    /// Scanning stopped at a sealed record, which cannot be read without
+    /// keys: not damage, so nothing may be cut.
+    pub needs_keyring: bool,
 }
 
 /// Reads records from a WAL file's bytes until the end or the first bad one.
-pub(crate) fn scan(bytes: &[u8]) -> Scan {
+pub(crate) fn scan(bytes: &[u8], sealing: Option<&Sealing>) -> Scan {
+    let mut needs_keyring = false;
     let mut entries = Vec::new();
     let mut pos = 0usize;
     let corruption = loop {
@@ -274,7 +416,11 @@ pub(crate) fn scan(bytes: &[u8]) -> Scan {
         if crc32fast::hash(payload) != crc {
             break Some(CorruptionKind::BadChecksum);
         }
-        match decode_entry(payload) {
+        if sealing.is_none() && is_sealed_payload(payload) {
+            needs_keyring = true;
+            break None;
+        }
+        match decode_entry(payload, sealing) {
             Ok(entry) => entries.push(entry),
             Err(e) => {
                 break Some(CorruptionKind::BadPayload(format!(
@@ -285,7 +431,7 @@ pub(crate) fn scan(bytes: &[u8]) -> Scan {
         }
         pos += RECORD_HEADER_BYTES + len;
     };
-    Scan { entries, good_len: pos as u64, corruption }
+    Scan { entries, good_len: pos as u64, corruption, needs_keyring }
 }
 
 /// The path of WAL file `seq` in `dir`.
@@ -553,7 +699,7 @@ mod tests {
         fn point_records_round_trip(batch in arb_batch()) {
             let mut payload = Vec::new();
             encode_points(&batch, &mut payload);
-            let WalEntry::Points(decoded) = decode_entry(&payload).unwrap() else { panic!("wrong kind") };
+            let WalEntry::Points(decoded) = decode_entry(&payload, None).unwrap() else { panic!("wrong kind") };
             prop_assert_eq!(canonical(&decoded), canonical(&batch));
         }
 
@@ -568,7 +714,7 @@ mod tests {
 
         #[test]
         fn scanning_garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
-            let s = scan(&bytes);
+            let s = scan(&bytes, None);
             prop_assert!(s.good_len as usize <= bytes.len());
         }
     }
@@ -585,13 +731,86 @@ mod tests {
         };
         let mut payload = Vec::new();
         encode_upsert(&twin, &mut payload);
-        assert_eq!(decode_entry(&payload).unwrap(), WalEntry::TwinUpsert(twin));
+        assert_eq!(decode_entry(&payload, None).unwrap(), WalEntry::TwinUpsert { twin, number: None });
         let mut payload = Vec::new();
         encode_delete(&TwinId::new("bob").unwrap(), 7, &mut payload);
         assert_eq!(
-            decode_entry(&payload).unwrap(),
-            WalEntry::TwinDelete { id: TwinId::new("bob").unwrap(), watermark: 7 }
+            decode_entry(&payload, None).unwrap(),
+            WalEntry::TwinDelete { id: TwinId::new("bob").unwrap(), watermark: 7, number: None }
         );
+    }
+
+    fn sealing(dir: &Path) -> Sealing {
+        let master = doppel_crypto::MasterKey::generate().unwrap();
+        let keyring = doppel_crypto::Keyring::open(dir, master, Vec::new()).unwrap();
+        Sealing::new(Arc::new(keyring)).unwrap()
+    }
+
+    #[test]
+    fn sealed_records_round_trip_and_a_destroyed_key_drops_only_its_twin() {
+        let dir = tempfile::tempdir().unwrap();
+        let sealing = sealing(dir.path());
+        sealing.keyring().create_many(&[16, 17]).unwrap();
+        let batch = Batch::from_points(["alice", "bob"].into_iter().map(|twin| doppel_model::Point {
+            twin: TwinId::new(twin).unwrap(),
+            signal: doppel_model::SignalName::new("heart_rate").unwrap(),
+            provenance: doppel_model::Provenance::none(),
+            time: Timestamp::from_secs(60),
+            value: Value::new(61.5).unwrap(),
+        }));
+        let number = |twin: &TwinId| if twin.as_str() == "alice" { 16 } else { 17 };
+        let mut key_of = |twin: &TwinId| Ok(sealing.twin_key(number(twin)).unwrap());
+        let mut payload = Vec::new();
+        encode_points_sealed(&batch, &mut key_of, &mut payload).unwrap();
+        assert!(!payload.windows(5).any(|w| w == b"alice"), "a twin id is in the clear");
+        let WalEntry::Points(decoded) = decode_entry(&payload, Some(&sealing)).unwrap() else { panic!() };
+        assert_eq!(canonical(&decoded), canonical(&batch));
+        assert!(decode_entry(&payload, None).is_err());
+
+        let twin = TwinRecord {
+            id: TwinId::new("alice").unwrap(),
+            model: "person".into(),
+            properties: serde_json::Map::new(),
+            created: Timestamp::from_secs(5),
+        };
+        let mut upsert = Vec::new();
+        encode_upsert_sealed(&twin, &sealing.twin_key(16).unwrap(), &mut upsert).unwrap();
+        let mut delete = Vec::new();
+        encode_delete_sealed(&twin.id, 16, 9, &sealing, &mut delete).unwrap();
+        assert_eq!(
+            decode_entry(&upsert, Some(&sealing)).unwrap(),
+            WalEntry::TwinUpsert { twin: twin.clone(), number: Some(16) }
+        );
+
+        sealing.keyring().destroy(16).unwrap();
+        let WalEntry::Points(left) = decode_entry(&payload, Some(&sealing)).unwrap() else { panic!() };
+        assert!(left.series.iter().all(|s| s.key.twin.as_str() == "bob"));
+        assert_eq!(left.point_count(), 1);
+        assert_eq!(decode_entry(&upsert, Some(&sealing)).unwrap(), WalEntry::Forgotten { number: 16 });
+        assert_eq!(
+            decode_entry(&delete, Some(&sealing)).unwrap(),
+            WalEntry::TwinDelete { id: twin.id, watermark: 9, number: Some(16) }
+        );
+    }
+
+    #[test]
+    fn a_sealed_record_stops_a_scan_without_keys_and_is_not_called_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let sealing = sealing(dir.path());
+        let key = sealing.keyring().create(16).map(|_| sealing.twin_key(16).unwrap()).unwrap();
+        let twin = TwinRecord {
+            id: TwinId::new("alice").unwrap(),
+            model: "person".into(),
+            properties: serde_json::Map::new(),
+            created: Timestamp::from_secs(5),
+        };
+        let mut payload = Vec::new();
+        encode_upsert_sealed(&twin, &key, &mut payload).unwrap();
+        let mut file = Vec::new();
+        frame(&payload, &mut file);
+        let scanned = scan(&file, None);
+        assert!(scanned.needs_keyring && scanned.corruption.is_none() && scanned.entries.is_empty());
+        assert_eq!(scan(&file, Some(&sealing)).entries.len(), 1);
     }
 
     fn two_records() -> (Vec<u8>, usize) {
@@ -610,7 +829,7 @@ mod tests {
     fn a_tail_cut_at_any_byte_keeps_the_records_before_it() {
         let (file, first) = two_records();
         for cut in first..file.len() {
-            let s = scan(&file[..cut]);
+            let s = scan(&file[..cut], None);
             assert_eq!(s.entries.len(), 1, "cut at {cut}");
             assert_eq!(s.good_len as usize, first);
             assert_eq!(s.corruption.is_some(), cut > first, "cut at {cut}");
@@ -623,7 +842,7 @@ mod tests {
         for i in first..file.len() {
             let mut bad = file.clone();
             bad[i] ^= 0x01;
-            let s = scan(&bad);
+            let s = scan(&bad, None);
             assert_eq!(s.entries.len(), 1, "flip at {i}");
             assert_eq!(s.good_len as usize, first);
             assert!(s.corruption.is_some());
