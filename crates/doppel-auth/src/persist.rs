@@ -10,14 +10,18 @@
 //! rewritten whole after every change, atomically: the new text goes to
 //! `state.json.tmp`, which is fsynced, renamed over `state.json`, and the
 //! directory fsynced, so a crash leaves either the old file or the new one.
-//! Reading and writing the bytes happen in one place each
-//! ([`AuthStore::read_bytes`], [`AuthStore::write_bytes`]), so that sealing
-//! the file with a master key later changes nothing else.
+//!
+//! With encryption at rest on, the file holds `[magic "DPLAUTH1"]` and the
+//! JSON sealed (XChaCha20-Poly1305) under the auth key from the keyring, so
+//! that who may see whose twin is unreadable without the master key. A
+//! plain file found by a store that has a key is read once and rewritten
+//! sealed.
 
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use doppel_crypto::DataKey;
 use serde::{Deserialize, Serialize};
 
 use crate::{AuthError, Policies, Tokens};
@@ -26,6 +30,11 @@ use crate::{AuthError, Policies, Tokens};
 pub const STATE_FILE: &str = "state.json";
 /// The format version this code writes and reads.
 const STATE_VERSION: u32 = 1;
+/// What a sealed state file starts with.
+const SEALED_MAGIC: &[u8; 8] = b"DPLAUTH1";
+/// Associated data of the sealed state: a frame from elsewhere does not
+/// open as one.
+const SEALED_AAD: &[u8] = b"doppel auth state";
 /// Largest state file read, in bytes: a million grants fit; anything
 /// larger is not a file Doppel wrote.
 pub const MAX_STATE_BYTES: u64 = 512 * 1024 * 1024;
@@ -62,12 +71,18 @@ struct StateFileIn {
 #[derive(Clone, Debug)]
 pub struct AuthStore {
     dir: PathBuf,
+    key: Option<DataKey>,
 }
 
 impl AuthStore {
     /// A store in `dir` (created on the first save).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        AuthStore { dir: dir.into() }
+        AuthStore { dir: dir.into(), key: None }
+    }
+
+    /// The same store, its file sealed under `key` (encryption at rest).
+    pub fn sealed(self, key: DataKey) -> Self {
+        AuthStore { key: Some(key), ..self }
     }
 
     /// The state file's path, for messages.
@@ -81,10 +96,22 @@ impl AuthStore {
     /// would lock every user out, or worse, let a new bootstrap token in.
     pub fn load(&self) -> Result<AuthState, AuthError> {
         let path = self.path();
-        let Some(bytes) = self.read_bytes()? else {
+        let Some(stored) = self.read_bytes()? else {
             return Ok(AuthState::default());
         };
         let corrupt = |reason: String| AuthError::CorruptState { path: path.clone(), reason };
+        let was_plain = !stored.starts_with(SEALED_MAGIC);
+        let bytes = match (stored.strip_prefix(SEALED_MAGIC), &self.key) {
+            (Some(sealed), Some(key)) => key.open(SEALED_AAD, sealed).map_err(|_| {
+                corrupt("it does not open under the auth key (another keyring, or altered)".into())
+            })?,
+            (Some(_), None) => {
+                return Err(corrupt(
+                    "it is sealed; start with the keyring and master key that sealed it".into(),
+                ));
+            }
+            (None, _) => stored,
+        };
         let file: StateFileIn = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
         if file.version != STATE_VERSION {
             return Err(corrupt(format!(
@@ -92,16 +119,30 @@ impl AuthStore {
                 file.version
             )));
         }
-        Ok(AuthState { tokens: file.tokens, policies: file.policies })
+        let state = AuthState { tokens: file.tokens, policies: file.policies };
+        if self.key.is_some() && was_plain {
+            self.save(&state)?;
+        }
+        Ok(state)
     }
 
     /// Replaces the saved state with `state`, durably and atomically.
     pub fn save(&self, state: &AuthState) -> Result<(), AuthError> {
         let file = StateFileOut { version: STATE_VERSION, tokens: &state.tokens, policies: &state.policies };
-        let bytes = serde_json::to_vec(&file).map_err(|e| AuthError::CorruptState {
+        let json = serde_json::to_vec(&file).map_err(|e| AuthError::CorruptState {
             path: self.path(),
             reason: format!("cannot be encoded: {e}"),
         })?;
+        let bytes = match &self.key {
+            None => json,
+            Some(key) => {
+                let sealed = key.seal(SEALED_AAD, &json).map_err(|e| AuthError::CorruptState {
+                    path: self.path(),
+                    reason: format!("cannot be sealed: {e}"),
+                })?;
+                [SEALED_MAGIC.as_slice(), &sealed].concat()
+            }
+        };
         self.write_bytes(&bytes)
     }
 
@@ -187,6 +228,24 @@ mod tests {
         state.tokens.create(new, now).unwrap();
         state.policies.claim(&TwinId::new("alice").unwrap(), Subject::User(UserName::new("alice").unwrap()));
         state
+    }
+
+    #[test]
+    fn a_sealed_state_holds_no_user_in_plaintext_and_needs_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = DataKey::generate().unwrap();
+        let plain = AuthStore::new(dir.path().join("auth"));
+        let state = state();
+        plain.save(&state).unwrap();
+        let sealed = plain.clone().sealed(key);
+        assert_eq!(sealed.load().unwrap(), state);
+        let bytes = std::fs::read(sealed.path()).unwrap();
+        assert!(bytes.starts_with(SEALED_MAGIC), "a plain file is resealed when first loaded with a key");
+        assert!(!bytes.windows(5).any(|w| w == b"alice"));
+        let error = plain.load().unwrap_err().to_string();
+        assert!(error.contains("sealed"), "{error}");
+        let other = plain.sealed(DataKey::generate().unwrap()).load().unwrap_err().to_string();
+        assert!(other.contains("does not open"), "{other}");
     }
 
     #[test]

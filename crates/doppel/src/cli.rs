@@ -108,6 +108,16 @@ pub struct ServeArgs {
     /// authenticates every request).
     #[arg(long, env = "DOPPEL_INSECURE")]
     pub insecure: bool,
+    /// Keyring directory for encryption at rest [default: <data>.keys].
+    #[arg(long, env = "DOPPEL_KEYRING")]
+    pub keyring: Option<PathBuf>,
+    /// File holding the master key (base64) that seals the keyring
+    /// [default: DOPPEL_MASTER_KEY, else a key generated into the keyring].
+    #[arg(long, env = "DOPPEL_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+    /// Write plain files: no encryption at rest.
+    #[arg(long, env = "DOPPEL_NO_ENCRYPTION")]
+    pub no_encryption: bool,
 }
 
 /// `doppel demo`.
@@ -360,4 +370,14 @@ pub struct CompactArgs {
     /// Data directory [default: ./doppel-data].
     #[arg(long, env = "DOPPEL_DATA", default_value = DEFAULT_DATA_DIR)]
     pub data: PathBuf,
+    /// Keyring directory of an encrypted store [default: <data>.keys].
+    #[arg(long, env = "DOPPEL_KEYRING")]
+    pub keyring: Option<PathBuf>,
+    /// File holding the master key [default: DOPPEL_MASTER_KEY, else the
+    /// key generated into the keyring].
+    #[arg(long, env = "DOPPEL_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+    /// The store is not encrypted.
+    #[arg(long, env = "DOPPEL_NO_ENCRYPTION")]
+    pub no_encryption: bool,
 }

@@ -14,6 +14,7 @@ use doppel_server::{
 use serde::Deserialize;
 
 use crate::cli::{DEFAULT_DATA_DIR, DEFAULT_LISTEN, ServeArgs};
+use crate::encryption::{EncryptionFileConfig, EncryptionSettings};
 
 /// The configuration file's shape. Every key is optional.
 #[derive(Deserialize, Debug, Default)]
@@ -41,6 +42,9 @@ pub struct FileConfig {
     /// Authentication settings.
     #[serde(default)]
     pub auth: AuthFileConfig,
+    /// Encryption at rest.
+    #[serde(default)]
+    pub encryption: EncryptionFileConfig,
 }
 
 /// `[auth]`.
@@ -131,6 +135,8 @@ pub struct Settings {
     pub auth: AuthConfig,
     /// Serve without authentication on a non-loopback address anyway.
     pub insecure: bool,
+    /// Encryption at rest; `None` writes plain files.
+    pub encryption: Option<EncryptionSettings>,
 }
 
 impl Settings {
@@ -148,8 +154,16 @@ impl Settings {
             client_auth: args.tls_client_auth.or(file.tls.client_auth),
         })?;
         let auth = auth_config(file.auth, args.no_auth)?;
+        let data = args.data.or(file.data).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let encryption = EncryptionSettings::resolve(
+            file.encryption,
+            &data,
+            args.keyring,
+            args.master_key_file,
+            args.no_encryption,
+        )?;
         Ok(Self {
-            data: args.data.or(file.data).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            data,
             listen: args.listen.or(file.listen).unwrap_or(default_listen),
             strict: args.strict || file.strict.unwrap_or(false),
             models: args.models.or(file.models),
@@ -159,6 +173,7 @@ impl Settings {
             tls,
             auth,
             insecure: args.insecure,
+            encryption,
         })
     }
 

@@ -13,7 +13,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::DemoArgs;
 use crate::config::{LimitsConfig, Settings, StoreFileConfig};
-use crate::serve::{ADMIN_TOKEN_VARIABLE, open_auth, open_engine, server_config, shutdown_signal};
+use crate::encryption::EncryptionSettings;
+use crate::serve::{
+    ADMIN_TOKEN_VARIABLE, open_auth, open_engine, open_keyring, server_config, shutdown_signal,
+};
 
 /// Points per ingest call while loading history: large enough to amortise
 /// fsyncs, small enough to keep memory flat.
@@ -32,11 +35,17 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 .context("cannot create a temporary data directory")?,
         ),
     };
+    // A temporary demo keeps its data and its keyring side by side in one
+    // directory that is removed at the end.
     let data = args
         .data
         .clone()
-        .or_else(|| temp.as_ref().map(|t| t.path().to_path_buf()))
+        .or_else(|| temp.as_ref().map(|t| t.path().join("data")))
         .context("no data directory")?;
+    let keyring_dir = match &temp {
+        Some(temp) => temp.path().join("keys"),
+        None => crate::encryption::default_keyring(&data),
+    };
     let settings = Settings {
         data: data.clone(),
         listen: args.listen,
@@ -48,15 +57,17 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         tls: None,
         auth: doppel_server::AuthConfig::default(),
         insecure: false,
+        encryption: Some(EncryptionSettings { keyring: keyring_dir, master: None, previous: Vec::new() }),
     };
-    let engine = open_engine(&settings).await?;
+    let keyring = open_keyring(&settings).await?;
+    let engine = open_engine(&settings, keyring.as_ref()).await?;
     // The demo's server takes the token from DOPPEL_ADMIN_TOKEN, or one
     // made here, so that it can print a credential that works.
     let admin_token = match std::env::var(ADMIN_TOKEN_VARIABLE) {
         Ok(text) if !text.trim().is_empty() => text.trim().to_owned(),
         _ => crate::token::generate()?,
     };
-    let (auth, _) = open_auth(&settings, Some(&admin_token)).await?;
+    let (auth, _) = open_auth(&settings, keyring.as_ref(), Some(&admin_token)).await?;
 
     let now = Timestamp::now();
     let today = Timestamp::from_nanos(now.as_nanos().div_euclid(NANOS_PER_DAY) * NANOS_PER_DAY);

@@ -10,6 +10,7 @@ mod client;
 mod compact;
 mod config;
 mod demo;
+mod encryption;
 mod import;
 mod output;
 mod query;

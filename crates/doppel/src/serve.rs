@@ -5,13 +5,15 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use doppel_auth::{AuthStore, Bootstrap};
+use doppel_crypto::{AUTH_KEY, Keyring};
 use doppel_engine::{Engine, EngineConfig};
 use doppel_model::{ModelRegistry, Timestamp};
 use doppel_server::{Auth, ServerConfig};
-use doppel_store::StoreConfig;
+use doppel_store::{Sealing, StoreConfig};
 
 use crate::cli::ServeArgs;
 use crate::config::Settings;
+use crate::encryption::{EncryptionSettings, reserved_key, rotate_if_changed};
 
 /// The variable holding an admin token to register at start.
 pub const ADMIN_TOKEN_VARIABLE: &str = "DOPPEL_ADMIN_TOKEN";
@@ -21,9 +23,17 @@ const AUTH_DIR: &str = "auth";
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let settings = Settings::resolve(args)?;
     settings.check_exposure()?;
-    let engine = open_engine(&settings).await?;
+    let keyring = open_keyring(&settings).await?;
+    let engine = open_engine(&settings, keyring.as_ref()).await?;
     let admin_token = std::env::var(ADMIN_TOKEN_VARIABLE).ok();
-    let (auth, bootstrap) = open_auth(&settings, admin_token.as_deref()).await?;
+    let (auth, bootstrap) = open_auth(&settings, keyring.as_ref(), admin_token.as_deref()).await?;
+    match (&settings.encryption, &keyring) {
+        (Some(encryption), Some(keyring)) => {
+            tracing::info!(keyring = %encryption.keyring.display(), master_key = %keyring.master_id(), "encryption at rest is on");
+            tokio::spawn(rotate_on_hangup(encryption.clone(), Arc::clone(keyring)));
+        }
+        _ => tracing::warn!("encryption at rest is off: twin data is written in plain files"),
+    }
     match bootstrap {
         Bootstrap::Generated(token) => eprint!("{}", admin_token_box(token.expose())),
         Bootstrap::FromEnvironment(id) => {
@@ -40,8 +50,39 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     doppel_server::serve(engine, config, shutdown_signal()).await.context("server failed")
 }
 
+/// Opens the keyring when encryption at rest is on (off the async workers:
+/// it may generate and fsync a key).
+pub async fn open_keyring(settings: &Settings) -> anyhow::Result<Option<Arc<Keyring>>> {
+    let Some(encryption) = settings.encryption.clone() else { return Ok(None) };
+    tokio::task::spawn_blocking(move || encryption.open().map(Some))
+        .await
+        .context("opening the keyring panicked")?
+}
+
+/// Reseals the keyring under the master key read again from its source on
+/// every SIGHUP: replace the key file (or the secret behind the command),
+/// send SIGHUP, and the old key is no longer needed, with no restart.
+async fn rotate_on_hangup(encryption: EncryptionSettings, keyring: Arc<Keyring>) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP: master key rotation needs a restart");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        let (encryption, keyring) = (encryption.clone(), Arc::clone(&keyring));
+        match tokio::task::spawn_blocking(move || rotate_if_changed(&encryption, &keyring)).await {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => tracing::info!("SIGHUP: the master key is unchanged"),
+            Ok(Err(error)) => tracing::error!(
+                error = format!("{error:#}"),
+                "SIGHUP: master key rotation failed; the old key stays in use"
+            ),
+            Err(error) => tracing::error!(%error, "SIGHUP: master key rotation panicked"),
+        }
+    }
+}
+
 /// Opens (and, after a crash, recovers) the engine on a blocking thread.
-pub async fn open_engine(settings: &Settings) -> anyhow::Result<Arc<Engine>> {
+pub async fn open_engine(settings: &Settings, keyring: Option<&Arc<Keyring>>) -> anyhow::Result<Arc<Engine>> {
     let mut models = ModelRegistry::with_builtins();
     if let Some(dir) = &settings.models {
         let loaded =
@@ -50,6 +91,10 @@ pub async fn open_engine(settings: &Settings) -> anyhow::Result<Arc<Engine>> {
     }
     let mut store = StoreConfig::new(&settings.data);
     store.retention = settings.retention()?;
+    if let Some(keyring) = keyring {
+        store.sealing =
+            Some(Arc::new(Sealing::new(Arc::clone(keyring)).context("cannot create the store key")?));
+    }
     if let Some(interval) = settings.store.flush_interval {
         store.flush_interval = std::time::Duration::from_nanos(interval.as_nanos().unsigned_abs());
     }
@@ -73,8 +118,15 @@ pub async fn open_engine(settings: &Settings) -> anyhow::Result<Arc<Engine>> {
 /// Loads the tokens and policies from the data directory (off the async
 /// workers: the bootstrap may fsync), registering an admin token when
 /// needed.
-pub async fn open_auth(settings: &Settings, admin_token: Option<&str>) -> anyhow::Result<(Auth, Bootstrap)> {
-    let store = AuthStore::new(settings.data.join(AUTH_DIR));
+pub async fn open_auth(
+    settings: &Settings,
+    keyring: Option<&Arc<Keyring>>,
+    admin_token: Option<&str>,
+) -> anyhow::Result<(Auth, Bootstrap)> {
+    let mut store = AuthStore::new(settings.data.join(AUTH_DIR));
+    if let Some(keyring) = keyring {
+        store = store.sealed(reserved_key(keyring, AUTH_KEY)?);
+    }
     let path = store.path();
     let config = settings.auth.clone();
     let admin_token = admin_token.map(str::to_owned);

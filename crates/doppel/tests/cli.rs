@@ -811,3 +811,55 @@ async fn twin_share_lets_a_coach_read_heart_rate_until_unshared() {
     let refused = doppel(&read).await;
     assert!(!refused.success && refused.stderr.contains("404"), "{}", refused.stderr);
 }
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read_dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_served_data_directory_holds_no_twin_id_property_device_or_token_owner_in_plaintext() {
+    let f = Fixture::start().await;
+    f.ok(&["twin", "create", "patient-5e1f0c", "-p", "diagnosis=rare-condition-xq"]).await;
+    let lines = "glucose,twin=patient-5e1f0c,device=cgm-SN4411 value=141.25 1709251200000000000\n\
+                 glucose,twin=patient-5e1f0c,device=cgm-SN4411 value=152.75 1709251500000000000\n";
+    let file = f.file("points.lp", lines.as_bytes());
+    f.ok(&["import", path_str(&file)]).await;
+    f.ok(&["token", "create", "--name", "phone-of-someone", "--user", "user-ab12cd"]).await;
+    let mut query = vec!["query", "patient-5e1f0c", "glucose", "--format", "csv"];
+    query.extend(DAY);
+    let shown = f.ok(&query).await;
+    assert!(shown.contains("141.25") && shown.contains("152.75"), "{shown}");
+
+    let data = f.dir.path().join("data");
+    let keyring = f.dir.path().join("data.keys");
+    assert!(keyring.is_dir(), "the keyring lives beside the data directory, not in it");
+    let needles: [&[u8]; 6] = [
+        b"patient-5e1f0c",
+        b"rare-condition-xq",
+        b"cgm-SN4411",
+        b"user-ab12cd",
+        b"phone-of-someone",
+        b"152.75",
+    ];
+    let files = files_under(&data);
+    assert!(files.iter().any(|p| p.extension().is_some_and(|e| e == "wal")), "no WAL file in {files:?}");
+    for path in files {
+        let bytes = std::fs::read(&path).expect("read data file");
+        for needle in needles {
+            let found = bytes.windows(needle.len()).any(|w| w == needle);
+            assert!(!found, "{} is in plaintext in {}", String::from_utf8_lossy(needle), path.display());
+        }
+        let value = 152.75f64.to_le_bytes();
+        assert!(!bytes.windows(8).any(|w| w == value), "a value's bytes are in {}", path.display());
+    }
+}
