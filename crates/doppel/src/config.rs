@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use doppel_auth::JwtConfig;
 use doppel_model::{SignalName, Span};
+use doppel_privacy::{DEFAULT_EPSILON_BUDGET, Epsilon};
 use doppel_server::{
-    AuthConfig, ClientAuth, DEFAULT_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_PER_S, RateLimit, TlsConfig,
+    AuthConfig, ClientAuth, DEFAULT_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_PER_S, PrivacyConfig, RateLimit,
+    TlsConfig,
 };
 use serde::Deserialize;
 
@@ -41,6 +43,19 @@ pub struct FileConfig {
     /// Authentication settings.
     #[serde(default)]
     pub auth: AuthFileConfig,
+    /// Pseudonyms and privacy budgets of cohort output.
+    #[serde(default)]
+    pub privacy: PrivacyFileConfig,
+}
+
+/// `[privacy]`.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacyFileConfig {
+    /// Total epsilon each analyst may spend on differentially private answers.
+    pub epsilon_budget: Option<f64>,
+    /// File holding the pseudonym secret (made when absent).
+    pub pseudonym_key_file: Option<PathBuf>,
 }
 
 /// `[auth]`.
@@ -129,6 +144,7 @@ pub struct Settings {
     /// HTTPS settings; `None` serves plain HTTP.
     pub tls: Option<TlsConfig>,
     pub auth: AuthConfig,
+    pub privacy: PrivacyConfig,
     /// Serve without authentication on a non-loopback address anyway.
     pub insecure: bool,
 }
@@ -148,6 +164,7 @@ impl Settings {
             client_auth: args.tls_client_auth.or(file.tls.client_auth),
         })?;
         let auth = auth_config(file.auth, args.no_auth)?;
+        let privacy = privacy_config(file.privacy)?;
         Ok(Self {
             data: args.data.or(file.data).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             listen: args.listen.or(file.listen).unwrap_or(default_listen),
@@ -158,6 +175,7 @@ impl Settings {
             store: file.store,
             tls,
             auth,
+            privacy,
             insecure: args.insecure,
         })
     }
@@ -237,6 +255,15 @@ fn auth_config(file: AuthFileConfig, no_auth: bool) -> anyhow::Result<AuthConfig
         })?)
     };
     Ok(AuthConfig { enabled: !no_auth && file.enabled.unwrap_or(true), jwt: file.jwt, rate_limit })
+}
+
+/// `[privacy]`, with the default budget when it names none.
+fn privacy_config(file: PrivacyFileConfig) -> anyhow::Result<PrivacyConfig> {
+    let epsilon_budget = match file.epsilon_budget {
+        None => DEFAULT_EPSILON_BUDGET,
+        Some(total) => Epsilon::new(total).with_context(|| format!("[privacy] epsilon_budget = {total}"))?,
+    };
+    Ok(PrivacyConfig { epsilon_budget, pseudonym_key_file: file.pseudonym_key_file })
 }
 
 fn load(path: &Path) -> anyhow::Result<FileConfig> {

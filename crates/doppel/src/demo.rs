@@ -13,7 +13,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::DemoArgs;
 use crate::config::{LimitsConfig, Settings, StoreFileConfig};
-use crate::serve::{ADMIN_TOKEN_VARIABLE, open_auth, open_engine, server_config, shutdown_signal};
+use crate::serve::{
+    ADMIN_TOKEN_VARIABLE, open_auth, open_engine, open_privacy, server_config, shutdown_signal,
+};
 
 /// Points per ingest call while loading history: large enough to amortise
 /// fsyncs, small enough to keep memory flat.
@@ -47,6 +49,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         store: StoreFileConfig::default(),
         tls: None,
         auth: doppel_server::AuthConfig::default(),
+        privacy: doppel_server::PrivacyConfig::default(),
         insecure: false,
     };
     let engine = open_engine(&settings).await?;
@@ -78,7 +81,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             .context("history generation panicked")??
     };
 
-    let server_config = doppel_server::ServerConfig { auth, ..server_config(&settings) };
+    let privacy = open_privacy(&settings).await?;
+    let server_config = doppel_server::ServerConfig { auth, privacy, ..server_config(&settings) };
     let listen = server_config.listen;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = {
