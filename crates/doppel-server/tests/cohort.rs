@@ -113,8 +113,13 @@ async fn a_cohort_export_holds_only_readable_twins_under_pseudonyms_that_differ_
     let ana = pseudonyms(&ana_rows);
     let ana_values: BTreeSet<u64> = ana.values().map(|v| *v as u64).collect();
     assert_eq!(ana_values, BTreeSet::from([61, 72]), "carl is not shared, dan shares only glucose");
+    // Pseudonyms are 24 hex digits, never the ids (which could be hex too:
+    // "bea" is, so a substring test would fail by chance).
+    assert!(
+        ana.keys().all(|pseudonym| pseudonym.len() == 24 && pseudonym.bytes().all(|b| b.is_ascii_hexdigit()))
+    );
     for id in ["alice", "bea", "carl", "dan"] {
-        assert!(ana.keys().all(|pseudonym| !pseudonym.contains(id)));
+        assert!(!ana.contains_key(id));
     }
     assert!(ana_rows.iter().all(|(_, time, _)| time.starts_with("2024-03-01T1")), "{ana_rows:?}");
     let ana_alice = ana.iter().find(|(_, value)| **value == 61.0).map(|(p, _)| p.clone()).unwrap();

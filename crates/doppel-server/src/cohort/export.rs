@@ -14,8 +14,8 @@ use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use doppel_engine::Engine;
-use doppel_model::{Provenance, SignalName, Span, Timestamp, TwinId};
-use doppel_store::{Aggregate, RangeQuery};
+use doppel_model::{SignalName, Span, Timestamp, TwinId};
+use doppel_store::Aggregate;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -159,16 +159,10 @@ fn write_twin(
     };
     match plan.buckets {
         Some((every, aggregate)) => {
-            let query = RangeQuery {
-                twin: twin.clone(),
-                signal: plan.signal.clone(),
-                provenance: Provenance::none(),
-                from: plan.from,
-                to: plan.to,
-            };
-            let buckets = match engine.aggregate(&query, every, &[aggregate]) {
-                Err(doppel_engine::EngineError::UnknownTwin(_)) => return Ok(()),
-                other => other?,
+            let range = (plan.from, plan.to);
+            let Some(buckets) = super::twin_buckets(engine, twin, &plan.signal, range, every, aggregate)?
+            else {
+                return Ok(());
             };
             for bucket in &buckets {
                 if let Some(value) = bucket.values.first().filter(|value| value.is_finite()) {

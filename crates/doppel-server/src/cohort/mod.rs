@@ -16,12 +16,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use doppel_auth::SignalFilter;
-use doppel_engine::Engine;
-use doppel_model::{SignalName, Timestamp, TwinId};
+use doppel_engine::{Engine, EngineError};
+use doppel_model::{Provenance, SignalName, Span, Timestamp, TwinId};
 use doppel_privacy::{
     AnalystKey, BudgetStatus, BudgetStore, DEFAULT_EPSILON_BUDGET, Epsilon, Ledger, PSEUDONYM_KEY_FILE,
     PrivacyError, PseudonymKey,
 };
+use doppel_store::{Aggregate, Bucket, RangeQuery};
 use parking_lot::Mutex;
 
 use crate::auth::Caller;
@@ -161,6 +162,25 @@ impl fmt::Debug for Privacy {
             .field("epsilon_budget", &self.inner.total)
             .field("store", &self.inner.store.as_ref().map(BudgetStore::path))
             .finish_non_exhaustive()
+    }
+}
+
+/// One aggregate of `signal` of `twin` over `[from, to)` per bucket of
+/// `every` (one bucket over the range when `None`), or `None` when the
+/// twin was deleted since its cohort was gathered.
+pub(crate) fn twin_buckets(
+    engine: &Engine,
+    twin: &TwinId,
+    signal: &SignalName,
+    (from, to): (Timestamp, Timestamp),
+    every: Option<Span>,
+    aggregate: Aggregate,
+) -> Result<Option<Vec<Bucket>>, ApiError> {
+    let query =
+        RangeQuery { twin: twin.clone(), signal: signal.clone(), provenance: Provenance::none(), from, to };
+    match engine.aggregate(&query, every, &[aggregate]) {
+        Err(EngineError::UnknownTwin(_)) => Ok(None),
+        other => Ok(Some(other?)),
     }
 }
 

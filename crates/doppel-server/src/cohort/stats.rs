@@ -16,9 +16,9 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use doppel_engine::Engine;
-use doppel_model::{Provenance, SignalName, Timestamp, TwinId};
+use doppel_model::{SignalName, Timestamp, TwinId};
 use doppel_privacy::{Clamp, Epsilon, MAX_HISTOGRAM_BINS, Statistic, release};
-use doppel_store::{Aggregate, RangeQuery};
+use doppel_store::Aggregate;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -250,17 +250,11 @@ fn default_clamp(
 fn twin_means(engine: &Engine, plan: &StatsPlan, twins: &[TwinId]) -> Result<Vec<f64>, ApiError> {
     let mut values = Vec::with_capacity(twins.len());
     for twin in twins {
-        let query = RangeQuery {
-            twin: twin.clone(),
-            signal: plan.signal.clone(),
-            provenance: Provenance::none(),
-            from: plan.from,
-            to: plan.to,
-        };
-        let buckets = match engine.aggregate(&query, None, &[Aggregate::Mean]) {
-            // Deleted since the cohort was gathered.
-            Err(doppel_engine::EngineError::UnknownTwin(_)) => continue,
-            other => other?,
+        let range = (plan.from, plan.to);
+        // A twin deleted since the cohort was gathered contributes nothing.
+        let Some(buckets) = super::twin_buckets(engine, twin, &plan.signal, range, None, Aggregate::Mean)?
+        else {
+            continue;
         };
         if let Some(mean) =
             buckets.first().and_then(|bucket| bucket.values.first()).filter(|mean| mean.is_finite())
