@@ -2,7 +2,8 @@
 //!
 //! This crate turns an [`Engine`] into a network service: InfluxDB-compatible
 //! line-protocol writes, JSON points, twin management, range and aggregate
-//! reads, live events over Server-Sent Events and WebSocket, health,
+//! reads, exports, pseudonymised and differentially private cohort output,
+//! live events over Server-Sent Events and WebSocket, health,
 //! Prometheus metrics and an OpenAPI document describing all of it, over
 //! plain HTTP or TLS (with optional client certificates, whose verified
 //! identity reaches handlers as a [`ClientCertificate`]).
@@ -31,6 +32,9 @@
 
 mod auth;
 mod client_cert;
+mod cohort;
+mod export;
+mod history;
 mod limits;
 mod listener;
 mod openapi;
@@ -39,6 +43,7 @@ mod points;
 mod problem;
 mod signals;
 mod stream;
+mod streaming;
 mod tls;
 mod twins;
 mod write;
@@ -56,6 +61,7 @@ use doppel_engine::Engine;
 
 pub use auth::{Auth, AuthConfig, DEFAULT_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_PER_S, RateLimit};
 pub use client_cert::{ClientCertificate, Sha256Fingerprint};
+pub use cohort::{Privacy, PrivacyConfig};
 pub use limits::{
     DEFAULT_HEADER_READ_TIMEOUT_MS, DEFAULT_MAX_BATCH_POINTS, DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_JSON_POINTS, DEFAULT_REQUEST_TIMEOUT_MS, MIN_MAX_HEADER_BYTES,
@@ -95,6 +101,10 @@ pub struct ServerConfig {
     /// Who may do what: API tokens, JWTs, policies, rate limits.
     /// [`Auth::disabled`] by default, which allows every request.
     pub auth: Auth,
+    /// The pseudonym secret and privacy budgets of cohort output.
+    /// [`Privacy::ephemeral`] by default: a random secret and budgets in
+    /// memory, both gone at exit.
+    pub privacy: Privacy,
 }
 
 impl Default for ServerConfig {
@@ -109,6 +119,7 @@ impl Default for ServerConfig {
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             tls: None,
             auth: Auth::disabled(),
+            privacy: Privacy::default(),
         }
     }
 }
@@ -216,7 +227,10 @@ pub fn router(engine: Arc<Engine>, config: &ServerConfig) -> Router {
         .route("/api/v1/twins/{id}/points", post(points::post_twin_points))
         .route("/api/v1/twins/{id}/signals/{signal}", get(signals::get_signal))
         .route("/api/v1/twins/{id}/events", get(stream::twin_events))
+        .route("/api/v1/twins/{id}/export", get(export::export_twin))
         .route("/api/v1/stream", get(stream::websocket))
+        .route("/api/v1/cohort/export", get(cohort::export::cohort_export))
+        .route("/api/v1/cohort/stats", post(cohort::stats::cohort_stats))
         .route("/health", get(ops::health))
         .route("/metrics", get(ops::metrics))
         .route("/api/openapi.json", get(openapi::openapi_json))

@@ -118,6 +118,12 @@ pub(crate) struct RawPointDoc {
     provenance: Option<String>,
 }
 
+/// Schema of an answer that is a zip archive (a twin's export).
+#[derive(ToSchema)]
+#[schema(as = ZipArchive, value_type = String, format = Binary)]
+#[expect(dead_code, reason = "schema only: describes the bytes of a zip archive")]
+pub(crate) struct ZipArchiveDoc(Vec<u8>);
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -134,6 +140,9 @@ pub(crate) struct RawPointDoc {
         crate::twins::delete_twin,
         crate::twins::list_twins,
         crate::signals::get_signal,
+        crate::export::export_twin,
+        crate::cohort::export::cohort_export,
+        crate::cohort::stats::cohort_stats,
         crate::stream::twin_events,
         crate::stream::websocket,
         crate::ops::health,
@@ -152,6 +161,7 @@ pub(crate) struct RawPointDoc {
         crate::problem::InfluxError,
         crate::problem::InfluxLineError,
         crate::problem::RefusedWrite,
+        crate::problem::BudgetDoc,
         crate::auth::tokens::CreateToken,
         crate::auth::tokens::CreatedToken,
         crate::auth::tokens::TokenView,
@@ -159,6 +169,10 @@ pub(crate) struct RawPointDoc {
         crate::auth::grants::CreateGrant,
         crate::auth::grants::GrantView,
         crate::auth::grants::TwinGrants,
+        crate::cohort::stats::StatsRequest,
+        crate::cohort::stats::StatsAnswer,
+        crate::cohort::stats::BudgetView,
+        crate::cohort::stats::BinView,
         crate::points::PointsWritten,
         crate::twins::PutTwin,
         crate::twins::TwinPage,
@@ -171,6 +185,7 @@ pub(crate) struct RawPointDoc {
         TwinSummaryDoc,
         SignalReadDoc,
         RawPointDoc,
+        ZipArchiveDoc,
     )),
     tags(
         (name = "write", description = "InfluxDB line protocol; `bucket`, `org`, `db` are accepted and ignored"),
@@ -180,6 +195,7 @@ pub(crate) struct RawPointDoc {
         (name = "events", description = "Live events over SSE and WebSocket"),
         (name = "ops", description = "Health and metrics"),
         (name = "auth", description = "API tokens and sharing twins"),
+        (name = "cohort", description = "Pseudonymised exports and differentially private statistics over the twins the caller may read"),
     ),
     modifiers(&SecurityResponses)
 )]

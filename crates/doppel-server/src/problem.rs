@@ -95,6 +95,13 @@ pub(crate) enum ApiError {
     /// No grant with this id on the twin.
     #[error("twin {twin} has no grant {grant}")]
     GrantNotFound { twin: String, grant: u64 },
+    /// A differentially private answer would spend more of the analyst's
+    /// privacy budget than is left; nothing was charged or answered.
+    #[error(
+        "{analyst} asked for epsilon {} but has {} left of a budget of {} (spent {}); the budget does not renew",
+        .budget.requested, .budget.remaining, .budget.total, .budget.spent
+    )]
+    BudgetExhausted { analyst: String, budget: BudgetDoc },
     /// Something failed inside the server or engine; the client cannot fix it.
     #[error("internal error: {0}")]
     Internal(String),
@@ -145,7 +152,9 @@ impl ApiError {
             | Self::TokenNotFound(_)
             | Self::GrantNotFound { .. } => StatusCode::NOT_FOUND,
             Self::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) | Self::WriteForbidden { .. } => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::WriteForbidden { .. } | Self::BudgetExhausted { .. } => {
+                StatusCode::FORBIDDEN
+            }
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::BodyTooLarge { .. } | Self::TooManyPoints { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -180,6 +189,7 @@ impl ApiError {
             Self::RateLimited { .. } => "rate-limited",
             Self::TokenNotFound(_) => "token-not-found",
             Self::GrantNotFound { .. } => "grant-not-found",
+            Self::BudgetExhausted { .. } => "privacy-budget-exhausted",
             Self::Internal(_) => "internal-error",
         }
     }
@@ -208,6 +218,7 @@ impl ApiError {
             Self::RateLimited { .. } => "Too many requests",
             Self::TokenNotFound(_) => "API token not found",
             Self::GrantNotFound { .. } => "Grant not found",
+            Self::BudgetExhausted { .. } => "Privacy budget exhausted",
             Self::Internal(_) => "Internal server error",
         }
     }
@@ -225,6 +236,7 @@ impl ApiError {
             truncated: None,
             limit: None,
             refused: None,
+            budget: None,
         };
         match self {
             Self::InvalidParameter { name, .. } | Self::InvalidPath { name, .. } => {
@@ -240,6 +252,7 @@ impl ApiError {
             Self::BodyTooLarge { limit_bytes, .. } => problem.limit = Some(*limit_bytes as u64),
             Self::TooManyPoints { limit, .. } => problem.limit = Some(*limit as u64),
             Self::WriteForbidden { refused, .. } => problem.refused = Some(refused.clone()),
+            Self::BudgetExhausted { budget, .. } => problem.budget = Some(*budget),
             _ => {}
         }
         problem
@@ -382,6 +395,22 @@ pub(crate) struct Problem {
     /// A refused write: each twin, and the signals of it, the caller may not write.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) refused: Option<Vec<RefusedWrite>>,
+    /// A refused differentially private answer: the analyst's privacy budget.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) budget: Option<BudgetDoc>,
+}
+
+/// An analyst's privacy budget when a request was refused, in units of ε.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
+pub(crate) struct BudgetDoc {
+    /// The analyst's total.
+    pub(crate) total: f64,
+    /// Spent before this request.
+    pub(crate) spent: f64,
+    /// Left before this request.
+    pub(crate) remaining: f64,
+    /// What this request asked for.
+    pub(crate) requested: f64,
 }
 
 /// One rejected item of a JSON points batch.

@@ -121,26 +121,8 @@ fn plan_read(
     query: &SignalQuery,
     now: Timestamp,
 ) -> Result<ReadPlan, ApiError> {
-    let time = |name: &'static str, text: &Option<String>| -> Result<Option<Timestamp>, ApiError> {
-        match text.as_deref().filter(|t| !t.is_empty()) {
-            None => Ok(None),
-            Some(text) => Timestamp::parse(text).map(Some).ok_or_else(|| {
-                invalid(
-                    name,
-                    format!("{text:?} is neither RFC 3339 (2024-03-01T12:00:00Z) nor integer nanoseconds"),
-                )
-            }),
-        }
-    };
-    let to = time("to", &query.to)?.unwrap_or(now);
-    let from = time("from", &query.from)?.unwrap_or(to.add_nanos(-DEFAULT_RANGE_NANOS));
-    if from >= to {
-        return Err(invalid("from", format!("from ({from}) must be before to ({to})")));
-    }
-    let every = match query.every.as_deref().filter(|t| !t.is_empty()) {
-        None => None,
-        Some(text) => Some(text.parse::<Span>().map_err(|error| invalid("every", error.to_string()))?),
-    };
+    let (from, to) = parse_range(query.from.as_deref(), query.to.as_deref(), now)?;
+    let every = parse_every(query.every.as_deref())?;
     let aggregates = match query.agg.as_deref().filter(|t| !t.is_empty()) {
         None => None,
         Some(text) => Some(parse_aggregates(text)?),
@@ -162,7 +144,43 @@ fn plan_read(
     Ok(ReadPlan { query: RangeQuery { twin, signal, provenance, from, to }, buckets, format })
 }
 
-fn parse_aggregates(text: &str) -> Result<Vec<Aggregate>, ApiError> {
+/// The `[from, to)` of a read from its `from` and `to` parameters (RFC 3339
+/// or integer nanoseconds): `to` defaults to `now`, `from` to a day
+/// before `to`, and `from` must come first.
+pub(crate) fn parse_range(
+    from: Option<&str>,
+    to: Option<&str>,
+    now: Timestamp,
+) -> Result<(Timestamp, Timestamp), ApiError> {
+    let time = |name: &'static str, text: Option<&str>| -> Result<Option<Timestamp>, ApiError> {
+        match text.filter(|t| !t.is_empty()) {
+            None => Ok(None),
+            Some(text) => Timestamp::parse(text).map(Some).ok_or_else(|| {
+                invalid(
+                    name,
+                    format!("{text:?} is neither RFC 3339 (2024-03-01T12:00:00Z) nor integer nanoseconds"),
+                )
+            }),
+        }
+    };
+    let to = time("to", to)?.unwrap_or(now);
+    let from = time("from", from)?.unwrap_or(to.add_nanos(-DEFAULT_RANGE_NANOS));
+    if from >= to {
+        return Err(invalid("from", format!("from ({from}) must be before to ({to})")));
+    }
+    Ok((from, to))
+}
+
+/// The `every` parameter: a bucket width such as `1h`, or none.
+pub(crate) fn parse_every(text: Option<&str>) -> Result<Option<Span>, ApiError> {
+    match text.filter(|t| !t.is_empty()) {
+        None => Ok(None),
+        Some(text) => text.parse::<Span>().map(Some).map_err(|error| invalid("every", error.to_string())),
+    }
+}
+
+/// The `agg` parameter: a comma list of distinct aggregate names.
+pub(crate) fn parse_aggregates(text: &str) -> Result<Vec<Aggregate>, ApiError> {
     let mut aggregates: Vec<Aggregate> = Vec::new();
     for name in text.split(',').map(str::trim) {
         let aggregate: Aggregate = name.parse().map_err(|_| {

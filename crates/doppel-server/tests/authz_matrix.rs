@@ -167,10 +167,37 @@ fn table() -> BTreeMap<(&'static str, &'static str), Case> {
         read_case(HR_READ, Some(("signals:glucose", "read")), [401, 200, 200, 403, 404, 404, 200]),
     );
     rows.insert(
+        ("get", "/api/v1/twins/{id}/export"),
+        read_case(HR_READ, HR_WRITE, [401, 200, 200, 404, 404, 404, 200]),
+    );
+    rows.insert(
         ("get", "/api/v1/twins/{id}/events"),
         read_case(HR_READ, HR_WRITE, [401, 200, 200, 404, 404, 404, 200]),
     );
     rows.insert(("get", "/api/v1/stream"), read_case(None, None, [401, 101, 101, 101, 101, 101, 101]));
+    // Cohort output is open to every caller, over the twins each may read.
+    rows.insert(
+        ("get", "/api/v1/cohort/export"),
+        Case {
+            needed: HR_READ,
+            lacking: HR_WRITE,
+            query: "?signal=heart_rate",
+            body: Body::None,
+            expect: [401, 200, 200, 200, 200, 200, 200],
+            lists: None,
+        },
+    );
+    rows.insert(
+        ("post", "/api/v1/cohort/stats"),
+        Case {
+            needed: HR_READ,
+            lacking: HR_WRITE,
+            query: "",
+            body: Body::Json(json!({"signal": "heart_rate", "statistic": "count", "epsilon": 0.1})),
+            expect: [401, 200, 200, 200, 200, 200, 200],
+            lists: None,
+        },
+    );
     rows.insert(("get", "/health"), read_case(None, None, [200; 7]));
     rows.insert(("get", "/api/openapi.json"), read_case(None, None, [200; 7]));
     rows.insert(("get", "/metrics"), read_case(None, None, [401, 403, 403, 403, 403, 403, 200]));

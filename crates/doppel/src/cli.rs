@@ -268,6 +268,15 @@ pub enum TwinCommand {
         #[arg(long)]
         expires: Option<String>,
     },
+    /// Download everything held about a twin (what the caller may read) as
+    /// a zip archive of JSON and CSV files; see docs/export.md.
+    Export {
+        /// Twin id.
+        id: String,
+        /// Where to write the archive [default: doppel-export-<id>.zip].
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
     /// List a twin's owner and grants.
     Grants {
         /// Twin id.

@@ -36,6 +36,20 @@ impl Client {
         body: Option<Body>,
     ) -> anyhow::Result<String> {
         let url = self.url(path);
+        let response = self.answer(method.clone(), path, query, body).await?;
+        response.text().await.with_context(|| format!("reading the answer of {method} {url}"))
+    }
+
+    /// Sends a request and returns a successful answer before reading its
+    /// body, for answers too large to hold in memory.
+    pub async fn answer(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<Body>,
+    ) -> anyhow::Result<reqwest::Response> {
+        let url = self.url(path);
         let mut request = self.http.request(method.clone(), &url).query(query);
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
@@ -55,10 +69,10 @@ impl Client {
             }
         })?;
         let status = response.status();
-        let text = response.text().await.with_context(|| format!("reading the answer of {method} {url}"))?;
         if status.is_success() {
-            return Ok(text);
+            return Ok(response);
         }
+        let text = response.text().await.with_context(|| format!("reading the answer of {method} {url}"))?;
         let mut message = describe_failure(status, &text);
         if status == StatusCode::UNAUTHORIZED && self.token.is_none() {
             message.push_str("\n  (no credential was sent: pass --token or set DOPPEL_TOKEN)");

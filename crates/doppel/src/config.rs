@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use doppel_auth::JwtConfig;
 use doppel_model::{SignalName, Span};
+use doppel_privacy::{DEFAULT_EPSILON_BUDGET, Epsilon};
 use doppel_server::{
-    AuthConfig, ClientAuth, DEFAULT_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_PER_S, RateLimit, TlsConfig,
+    AuthConfig, ClientAuth, DEFAULT_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_PER_S, PrivacyConfig, RateLimit,
+    TlsConfig,
 };
 use serde::Deserialize;
 
@@ -45,6 +47,19 @@ pub struct FileConfig {
     /// Encryption at rest.
     #[serde(default)]
     pub encryption: EncryptionFileConfig,
+    /// Pseudonyms and privacy budgets of cohort output.
+    #[serde(default)]
+    pub privacy: PrivacyFileConfig,
+}
+
+/// `[privacy]`.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacyFileConfig {
+    /// Total epsilon each analyst may spend on differentially private answers.
+    pub epsilon_budget: Option<f64>,
+    /// File holding the pseudonym secret (made when absent).
+    pub pseudonym_key_file: Option<PathBuf>,
 }
 
 /// `[auth]`.
@@ -133,6 +148,7 @@ pub struct Settings {
     /// HTTPS settings; `None` serves plain HTTP.
     pub tls: Option<TlsConfig>,
     pub auth: AuthConfig,
+    pub privacy: PrivacyConfig,
     /// Serve without authentication on a non-loopback address anyway.
     pub insecure: bool,
     /// Encryption at rest; `None` writes plain files.
@@ -162,6 +178,7 @@ impl Settings {
             args.master_key_file,
             args.no_encryption,
         )?;
+        let privacy = privacy_config(file.privacy)?;
         Ok(Self {
             data,
             listen: args.listen.or(file.listen).unwrap_or(default_listen),
@@ -172,6 +189,7 @@ impl Settings {
             store: file.store,
             tls,
             auth,
+            privacy,
             insecure: args.insecure,
             encryption,
         })
@@ -252,6 +270,15 @@ fn auth_config(file: AuthFileConfig, no_auth: bool) -> anyhow::Result<AuthConfig
         })?)
     };
     Ok(AuthConfig { enabled: !no_auth && file.enabled.unwrap_or(true), jwt: file.jwt, rate_limit })
+}
+
+/// `[privacy]`, with the default budget when it names none.
+fn privacy_config(file: PrivacyFileConfig) -> anyhow::Result<PrivacyConfig> {
+    let epsilon_budget = match file.epsilon_budget {
+        None => DEFAULT_EPSILON_BUDGET,
+        Some(total) => Epsilon::new(total).with_context(|| format!("[privacy] epsilon_budget = {total}"))?,
+    };
+    Ok(PrivacyConfig { epsilon_budget, pseudonym_key_file: file.pseudonym_key_file })
 }
 
 fn load(path: &Path) -> anyhow::Result<FileConfig> {

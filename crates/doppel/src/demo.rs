@@ -15,7 +15,7 @@ use crate::cli::DemoArgs;
 use crate::config::{LimitsConfig, Settings, StoreFileConfig};
 use crate::encryption::EncryptionSettings;
 use crate::serve::{
-    ADMIN_TOKEN_VARIABLE, open_auth, open_engine, open_keyring, server_config, shutdown_signal,
+    ADMIN_TOKEN_VARIABLE, open_auth, open_engine, open_keyring, open_privacy, server_config, shutdown_signal,
 };
 
 /// Points per ingest call while loading history: large enough to amortise
@@ -56,6 +56,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         store: StoreFileConfig::default(),
         tls: None,
         auth: doppel_server::AuthConfig::default(),
+        privacy: doppel_server::PrivacyConfig::default(),
         insecure: false,
         encryption: Some(EncryptionSettings { keyring: keyring_dir, master: None, previous: Vec::new() }),
     };
@@ -89,7 +90,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             .context("history generation panicked")??
     };
 
-    let server_config = doppel_server::ServerConfig { auth, ..server_config(&settings) };
+    let privacy = open_privacy(&settings).await?;
+    let server_config = doppel_server::ServerConfig { auth, privacy, ..server_config(&settings) };
     let listen = server_config.listen;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = {

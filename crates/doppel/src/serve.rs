@@ -8,7 +8,7 @@ use doppel_auth::{AuthStore, Bootstrap};
 use doppel_crypto::{AUTH_KEY, Keyring};
 use doppel_engine::{Engine, EngineConfig};
 use doppel_model::{ModelRegistry, Timestamp};
-use doppel_server::{Auth, ServerConfig};
+use doppel_server::{Auth, Privacy, ServerConfig};
 use doppel_store::{Sealing, StoreConfig};
 
 use crate::cli::ServeArgs;
@@ -19,6 +19,8 @@ use crate::encryption::{EncryptionSettings, reserved_key, rotate_if_changed};
 pub const ADMIN_TOKEN_VARIABLE: &str = "DOPPEL_ADMIN_TOKEN";
 /// Where in the data directory the tokens and policies live.
 const AUTH_DIR: &str = "auth";
+/// Where in the data directory the pseudonym secret and privacy budgets live.
+const PRIVACY_DIR: &str = "privacy";
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let settings = Settings::resolve(args)?;
@@ -44,7 +46,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if !auth.is_enabled() {
         tracing::warn!("authentication is off: every request may read and change every twin");
     }
-    let config = ServerConfig { auth, ..server_config(&settings) };
+    let privacy = open_privacy(&settings).await?;
+    let config = ServerConfig { auth, privacy, ..server_config(&settings) };
     let scheme = if config.tls.is_some() { "https" } else { "http" };
     tracing::info!(url = %format!("{scheme}://{}", config.listen), data = %settings.data.display(), "doppel is serving");
     doppel_server::serve(engine, config, shutdown_signal()).await.context("server failed")
@@ -134,6 +137,18 @@ pub async fn open_auth(
         .await
         .context("loading the authentication state panicked")?
         .with_context(|| format!("cannot load the authentication state {}", path.display()))
+}
+
+/// Loads the pseudonym secret (made on the first start) and the analysts'
+/// privacy budgets from the data directory, off the async workers.
+pub async fn open_privacy(settings: &Settings) -> anyhow::Result<Privacy> {
+    let dir = settings.data.join(PRIVACY_DIR);
+    let config = settings.privacy.clone();
+    let shown = dir.clone();
+    tokio::task::spawn_blocking(move || Privacy::open(&dir, &config))
+        .await
+        .context("loading the privacy state panicked")?
+        .with_context(|| format!("cannot load the privacy state in {}", shown.display()))
 }
 
 /// The one time a generated admin token is shown: boxed, on stderr, so it

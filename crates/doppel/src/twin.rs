@@ -1,7 +1,11 @@
-//! `doppel twin list|show|create|delete`.
+//! `doppel twin list|show|create|delete|export|share|grants|unshare`.
+
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::Method;
+use tokio::io::AsyncWriteExt;
 
 use crate::cli::{Format, TwinArgs, TwinCommand};
 use crate::client::{Body, Client};
@@ -73,6 +77,11 @@ pub async fn run(args: TwinArgs) -> anyhow::Result<()> {
                 serde_json::from_str(&text).context("the server's answer is not JSON")?;
             println!("{}", describe_grant(&id, &grant));
         }
+        TwinCommand::Export { id, output } => {
+            let path = output.unwrap_or_else(|| PathBuf::from(format!("doppel-export-{id}.zip")));
+            let bytes = export(&client, &id, &path).await?;
+            println!("exported twin {id} to {} ({bytes} bytes)", path.display());
+        }
         TwinCommand::Grants { id, format } => {
             let answer = client.get_json(&format!("/api/v1/twins/{id}/grants"), &[]).await?;
             match format {
@@ -86,6 +95,49 @@ pub async fn run(args: TwinArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Downloads a twin's export archive into `path`, showing the bytes
+/// received as they come. The archive is written to `<path>.part` and
+/// renamed only once complete, so a broken transfer never leaves a file
+/// that looks like a whole export. Returns the archive's size.
+async fn export(client: &Client, id: &str, path: &Path) -> anyhow::Result<u64> {
+    let mut response = client.answer(Method::GET, &format!("/api/v1/twins/{id}/export"), &[], None).await?;
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".part");
+    let partial = PathBuf::from(partial);
+    let mut file = tokio::fs::File::create(&partial)
+        .await
+        .with_context(|| format!("cannot create {}", partial.display()))?;
+    let bar = ProgressBar::new_spinner();
+    if let Ok(style) =
+        ProgressStyle::with_template("{spinner} exporting twin {msg}: {bytes} ({bytes_per_sec})")
+    {
+        bar.set_style(style);
+    }
+    bar.set_message(id.to_owned());
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    let mut received = 0u64;
+    let outcome: anyhow::Result<()> = async {
+        while let Some(chunk) = response.chunk().await.context("the export broke off before its end")? {
+            file.write_all(&chunk).await.with_context(|| format!("cannot write {}", partial.display()))?;
+            received += chunk.len() as u64;
+            bar.set_position(received);
+        }
+        file.sync_all().await.with_context(|| format!("cannot write {}", partial.display()))?;
+        Ok(())
+    }
+    .await;
+    bar.finish_and_clear();
+    if let Err(error) = outcome {
+        // The partial file holds personal data and is not an export.
+        let _ = tokio::fs::remove_file(&partial).await;
+        return Err(error);
+    }
+    tokio::fs::rename(&partial, path)
+        .await
+        .with_context(|| format!("cannot rename {} to {}", partial.display(), path.display()))?;
+    Ok(received)
 }
 
 /// `grant 3 on twin alice: user:dr-who may read signals:heart_rate until 2024-06-01T00:00:00Z`.

@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use doppel_auth::{Action, Grant, GrantId, NewGrant, Permission, Permissions, Target};
+use doppel_auth::{Action, AuthState, Grant, GrantId, NewGrant, Permission, Permissions, Target};
 use doppel_engine::Engine;
 use doppel_model::{Timestamp, TwinId};
 use serde::{Deserialize, Serialize};
@@ -88,6 +88,18 @@ pub(crate) struct TwinGrants {
     grants: Vec<GrantView>,
 }
 
+impl TwinGrants {
+    /// The owner and grants of `twin` as they stand, for the grant list
+    /// and a twin's export.
+    pub(crate) fn of(state: &AuthState, twin: &TwinId, now: Timestamp) -> Self {
+        TwinGrants {
+            twin: twin.to_string(),
+            owner: state.policies.owner(twin).map(ToString::to_string),
+            grants: state.policies.grants(twin).map(|grant| GrantView::of(grant, now)).collect(),
+        }
+    }
+}
+
 impl CreateGrant {
     fn into_new_grant(self, now: Timestamp) -> Result<NewGrant, ApiError> {
         let invalid = |error: doppel_auth::AuthError| ApiError::InvalidBody(error.to_string());
@@ -138,12 +150,7 @@ pub(crate) async fn list_grants(
     caller
         .check(&auth_state, &twin, &Action::new(Permission::Read, Target::Policy))
         .map_err(|error| caller.hide(&auth_state, &twin, error))?;
-    let now = Timestamp::now();
-    Ok(Json(TwinGrants {
-        twin: twin.to_string(),
-        owner: auth_state.policies.owner(&twin).map(ToString::to_string),
-        grants: auth_state.policies.grants(&twin).map(|grant| GrantView::of(grant, now)).collect(),
-    }))
+    Ok(Json(TwinGrants::of(&auth_state, &twin, Timestamp::now())))
 }
 
 /// Shares part of a twin with a user, a group or a token.

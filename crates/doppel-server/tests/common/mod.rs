@@ -10,7 +10,7 @@ use std::time::Duration;
 use doppel_auth::{AuthState, AuthStore, NewToken, Scopes, TokenName, UserName};
 use doppel_engine::{Engine, EngineConfig};
 use doppel_model::Timestamp;
-use doppel_server::{Auth, AuthConfig, ServerConfig, serve_listener};
+use doppel_server::{Auth, AuthConfig, Privacy, PrivacyConfig, ServerConfig, serve_listener};
 use doppel_store::StoreConfig;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -44,13 +44,30 @@ impl TestServer {
     /// A server with authentication on: `state` is saved in its data
     /// directory's `auth/` first, an admin token is added to it, and the
     /// helper requests send that token.
-    pub async fn start_authenticated(mut state: AuthState, auth: AuthConfig) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+    pub async fn start_authenticated(state: AuthState, auth: AuthConfig) -> Self {
+        Self::start_authenticated_in(tempfile::tempdir().unwrap(), state, auth, Privacy::default()).await
+    }
+
+    /// [`start_authenticated`](Self::start_authenticated) in `dir` with the
+    /// pseudonym secret and privacy budgets kept in `dir/privacy`, so that
+    /// a server started again in the same directory finds them.
+    pub async fn start_private(dir: tempfile::TempDir, state: AuthState, privacy: PrivacyConfig) -> Self {
+        let privacy = Privacy::open(&dir.path().join("privacy"), &privacy).unwrap();
+        Self::start_authenticated_in(dir, state, AuthConfig::default(), privacy).await
+    }
+
+    async fn start_authenticated_in(
+        dir: tempfile::TempDir,
+        mut state: AuthState,
+        auth: AuthConfig,
+        privacy: Privacy,
+    ) -> Self {
         let admin = add_token(&mut state, "admin", Scopes::Admin);
         let store = AuthStore::new(dir.path().join("auth"));
         store.save(&state).unwrap();
         let (auth, _) = Auth::open(store, &auth, None, Timestamp::now()).unwrap();
-        let mut server = Self::start_in(dir, ServerConfig { auth, ..ServerConfig::default() }, |_| {}).await;
+        let config = ServerConfig { auth, privacy, ..ServerConfig::default() };
+        let mut server = Self::start_in(dir, config, |_| {}).await;
         server.admin_token = Some(admin);
         server
     }
@@ -124,6 +141,17 @@ impl TestServer {
 
     /// Asks the server to shut down and waits until `serve` returns.
     pub async fn shutdown(mut self) {
+        self.stop_serving().await;
+    }
+
+    /// Shuts the server down and closes its engine, handing back the data
+    /// directory for a server started again in it.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        self.stop_serving().await;
+        self.dir
+    }
+
+    async fn stop_serving(&mut self) {
         if let Some(sender) = self.shutdown.take() {
             let _ = sender.send(());
         }
