@@ -145,6 +145,7 @@ pub(crate) struct RawPointDoc {
         crate::auth::grants::list_grants,
         crate::auth::grants::create_grant,
         crate::auth::grants::revoke_grant,
+        crate::audit::read::list_audit,
     ),
     components(schemas(
         crate::problem::Problem,
@@ -159,6 +160,8 @@ pub(crate) struct RawPointDoc {
         crate::auth::grants::CreateGrant,
         crate::auth::grants::GrantView,
         crate::auth::grants::TwinGrants,
+        crate::audit::read::AuditRecordView,
+        crate::audit::read::AuditPage,
         crate::points::PointsWritten,
         crate::twins::PutTwin,
         crate::twins::TwinPage,
@@ -180,6 +183,7 @@ pub(crate) struct RawPointDoc {
         (name = "events", description = "Live events over SSE and WebSocket"),
         (name = "ops", description = "Health and metrics"),
         (name = "auth", description = "API tokens and sharing twins"),
+        (name = "audit", description = "The hash-chained record of who read, wrote, shared or deleted what"),
     ),
     modifiers(&SecurityResponses)
 )]

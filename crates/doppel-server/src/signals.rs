@@ -115,25 +115,28 @@ fn invalid(name: &'static str, reason: impl Into<String>) -> ApiError {
     ApiError::InvalidParameter { name, reason: reason.into() }
 }
 
+/// Parses a time parameter (RFC 3339 or integer nanoseconds); absent or
+/// empty means none.
+pub(crate) fn time_parameter(name: &'static str, text: Option<&str>) -> Result<Option<Timestamp>, ApiError> {
+    match text.filter(|t| !t.is_empty()) {
+        None => Ok(None),
+        Some(text) => Timestamp::parse(text).map(Some).ok_or_else(|| {
+            invalid(
+                name,
+                format!("{text:?} is neither RFC 3339 (2024-03-01T12:00:00Z) nor integer nanoseconds"),
+            )
+        }),
+    }
+}
+
 fn plan_read(
     twin: TwinId,
     signal: SignalName,
     query: &SignalQuery,
     now: Timestamp,
 ) -> Result<ReadPlan, ApiError> {
-    let time = |name: &'static str, text: &Option<String>| -> Result<Option<Timestamp>, ApiError> {
-        match text.as_deref().filter(|t| !t.is_empty()) {
-            None => Ok(None),
-            Some(text) => Timestamp::parse(text).map(Some).ok_or_else(|| {
-                invalid(
-                    name,
-                    format!("{text:?} is neither RFC 3339 (2024-03-01T12:00:00Z) nor integer nanoseconds"),
-                )
-            }),
-        }
-    };
-    let to = time("to", &query.to)?.unwrap_or(now);
-    let from = time("from", &query.from)?.unwrap_or(to.add_nanos(-DEFAULT_RANGE_NANOS));
+    let to = time_parameter("to", query.to.as_deref())?.unwrap_or(now);
+    let from = time_parameter("from", query.from.as_deref())?.unwrap_or(to.add_nanos(-DEFAULT_RANGE_NANOS));
     if from >= to {
         return Err(invalid("from", format!("from ({from}) must be before to ({to})")));
     }

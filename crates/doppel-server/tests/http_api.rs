@@ -580,13 +580,14 @@ async fn openapi_document_lists_every_route() {
         ("/api/v1/twins/{id}/grants", "get"),
         ("/api/v1/twins/{id}/grants", "post"),
         ("/api/v1/twins/{id}/grants/{grant}", "delete"),
+        ("/api/v1/audit", "get"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),
             "{method} {path} missing from the document"
         );
     }
-    assert_eq!(paths.len(), 16);
+    assert_eq!(paths.len(), 17);
     for schema in [
         "Problem",
         "TwinView",
@@ -596,6 +597,7 @@ async fn openapi_document_lists_every_route() {
         "InfluxError",
         "TokenView",
         "GrantView",
+        "AuditPage",
     ] {
         assert!(doc["components"]["schemas"].get(schema).is_some(), "schema {schema} missing");
     }

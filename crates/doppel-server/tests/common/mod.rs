@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use doppel_audit::{AuditLog, AuditOptions};
 use doppel_auth::{AuthState, AuthStore, NewToken, Scopes, TokenName, UserName};
 use doppel_engine::{Engine, EngineConfig};
 use doppel_model::Timestamp;
@@ -44,13 +45,23 @@ impl TestServer {
     /// A server with authentication on: `state` is saved in its data
     /// directory's `auth/` first, an admin token is added to it, and the
     /// helper requests send that token.
-    pub async fn start_authenticated(mut state: AuthState, auth: AuthConfig) -> Self {
+    pub async fn start_authenticated(state: AuthState, auth: AuthConfig) -> Self {
+        Self::start_authenticated_with(state, auth, ServerConfig::default()).await
+    }
+
+    /// Like [`TestServer::start_authenticated`], with the other settings
+    /// (an audit log, limits) from `config`.
+    pub async fn start_authenticated_with(
+        mut state: AuthState,
+        auth: AuthConfig,
+        config: ServerConfig,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let admin = add_token(&mut state, "admin", Scopes::Admin);
         let store = AuthStore::new(dir.path().join("auth"));
         store.save(&state).unwrap();
         let (auth, _) = Auth::open(store, &auth, None, Timestamp::now()).unwrap();
-        let mut server = Self::start_in(dir, ServerConfig { auth, ..ServerConfig::default() }, |_| {}).await;
+        let mut server = Self::start_in(dir, ServerConfig { auth, ..config }, |_| {}).await;
         server.admin_token = Some(admin);
         server
     }
@@ -66,11 +77,18 @@ impl TestServer {
         self.dir.path()
     }
 
+    /// Starts the server; unless `config` brings an audit log, one is
+    /// opened in the data directory's `audit/`, so that every test runs
+    /// with requests being recorded.
     async fn start_in(
         dir: tempfile::TempDir,
-        config: ServerConfig,
+        mut config: ServerConfig,
         tune: impl FnOnce(&mut EngineConfig),
     ) -> Self {
+        if config.audit.is_none() {
+            let log = AuditLog::open(&dir.path().join("audit"), None, AuditOptions::default()).unwrap();
+            config.audit = Some(log);
+        }
         let mut store = StoreConfig::new(dir.path());
         store.background = false;
         let mut engine_config = EngineConfig::new(store);
