@@ -321,14 +321,7 @@ impl AuditLog {
             let entry = match segment::open_body(header.mode, core.key.as_ref(), frame.seq, &frame.body) {
                 Ok(Some(entry)) => entry,
                 Ok(None) => return Err(AuditError::KeyMissing { file: path.to_path_buf() }),
-                Err(error) => {
-                    return Err(AuditError::Broken {
-                        file: path.to_path_buf(),
-                        record: frame.seq,
-                        offset: frame.offset,
-                        reason: error.reason(),
-                    });
-                }
+                Err(error) => return Err(frame.broken(path, error)),
             };
             if !query.matches(&entry) {
                 return Ok(ControlFlow::Continue(()));
@@ -476,14 +469,7 @@ fn recover(dir: &Path, key: Option<&DataKey>) -> Result<(Walked, Vec<TornTail>),
             match segment::open_body(header.mode, key, frame.seq, &frame.body) {
                 Ok(_) => {}
                 Err(BodyError::Key) => return Err(AuditError::WrongKey { file: path, record: frame.seq }),
-                Err(error @ BodyError::Record(_)) => {
-                    return Err(AuditError::Broken {
-                        file: path,
-                        record: frame.seq,
-                        offset: frame.offset,
-                        reason: error.reason(),
-                    });
-                }
+                Err(error @ BodyError::Record(_)) => return Err(frame.broken(&path, error)),
             }
         }
         let Some(torn) = walked.torn.take() else {

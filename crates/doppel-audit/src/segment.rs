@@ -198,6 +198,18 @@ pub(crate) struct Frame {
     pub(crate) hash: ChainHash,
 }
 
+impl Frame {
+    /// The chain holds at this frame of `file`, but its record does not.
+    pub(crate) fn broken(&self, file: &Path, error: BodyError) -> AuditError {
+        AuditError::Broken {
+            file: file.to_path_buf(),
+            record: self.seq,
+            offset: self.offset,
+            reason: error.reason(),
+        }
+    }
+}
+
 /// What comes next in a file.
 pub(crate) enum Step {
     /// A frame whose hash continues the chain.

@@ -186,14 +186,7 @@ pub fn verify(dir: &Path, key: Option<&DataKey>) -> Result<Verified, AuditError>
         match segment::open_body(header.mode, key, frame.seq, &frame.body) {
             Ok(Some(_)) => {}
             Ok(None) => unopened += 1,
-            Err(error) => {
-                return Err(AuditError::Broken {
-                    file: path.to_path_buf(),
-                    record: frame.seq,
-                    offset: frame.offset,
-                    reason: error.reason(),
-                });
-            }
+            Err(error) => return Err(frame.broken(path, error)),
         }
         Ok(ControlFlow::Continue(()))
     })?;
