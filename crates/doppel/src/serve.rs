@@ -1,5 +1,6 @@
-//! `doppel serve`: open the engine and the authentication state, report
-//! what recovery found, serve until Ctrl-C or SIGTERM.
+//! `doppel serve`: open the engine, the authentication state and the audit
+//! log, report what recovery found, serve until Ctrl-C or SIGTERM, then
+//! close the audit log so its last records are durable.
 
 use std::sync::Arc;
 
@@ -34,10 +35,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if !auth.is_enabled() {
         tracing::warn!("authentication is off: every request may read and change every twin");
     }
-    let config = ServerConfig { auth, ..server_config(&settings) };
+    let audit = crate::audit::open_log(&settings.data).await?;
+    let config = ServerConfig { auth, audit: Some(audit.clone()), ..server_config(&settings) };
     let scheme = if config.tls.is_some() { "https" } else { "http" };
     tracing::info!(url = %format!("{scheme}://{}", config.listen), data = %settings.data.display(), "doppel is serving");
-    doppel_server::serve(engine, config, shutdown_signal()).await.context("server failed")
+    let served = doppel_server::serve(engine, config, shutdown_signal()).await.context("server failed");
+    let closed = crate::audit::close_log(audit).await;
+    served?;
+    closed
 }
 
 /// Opens (and, after a crash, recovers) the engine on a blocking thread.
