@@ -30,6 +30,7 @@
 //! every size a client controls has a named limit (`limits.rs`). This crate
 //! knows nothing of storage formats or how the engine keeps live state.
 
+mod audit;
 mod auth;
 mod client_cert;
 mod cohort;
@@ -57,6 +58,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{delete, get, post};
+use doppel_audit::AuditLog;
 use doppel_engine::Engine;
 
 pub use auth::{Auth, AuthConfig, DEFAULT_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_PER_S, RateLimit};
@@ -105,6 +107,12 @@ pub struct ServerConfig {
     /// [`Privacy::ephemeral`] by default: a random secret and budgets in
     /// memory, both gone at exit.
     pub privacy: Privacy,
+    /// Where every request touching twin data or policy is recorded, and
+    /// what `GET /api/v1/audit` reads; `None` (the default, for embedding
+    /// and tests) records nothing. `doppel serve` opens one in
+    /// `<data>/audit`. The server appends only; whoever opened the log
+    /// closes it after [`serve`] returns, so its last records are fsynced.
+    pub audit: Option<AuditLog>,
 }
 
 impl Default for ServerConfig {
@@ -120,6 +128,7 @@ impl Default for ServerConfig {
             tls: None,
             auth: Auth::disabled(),
             privacy: Privacy::default(),
+            audit: None,
         }
     }
 }
@@ -238,10 +247,13 @@ pub fn router(engine: Arc<Engine>, config: &ServerConfig) -> Router {
         .route("/api/v1/tokens/{id}", delete(auth::tokens::revoke_token))
         .route("/api/v1/twins/{id}/grants", get(auth::grants::list_grants).post(auth::grants::create_grant))
         .route("/api/v1/twins/{id}/grants/{grant}", delete(auth::grants::revoke_grant))
+        .route("/api/v1/audit", get(audit::read::list_audit))
         .fallback(problem::not_found_fallback)
         .method_not_allowed_fallback(problem::method_not_allowed_fallback)
         // Layers run bottom-up on the way in: metrics see every answer,
-        // including the 408 the timeout produces.
+        // including the 408 the timeout produces; the audit record is made
+        // after authentication, so it knows the principal.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), audit::record))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::middleware::authenticate))
         .layer(axum::middleware::from_fn_with_state(config.request_timeout, limits::timeout))
         .layer(axum::middleware::from_fn_with_state(state.clone(), ops::record_request))

@@ -154,6 +154,7 @@ pub(crate) struct ZipArchiveDoc(Vec<u8>);
         crate::auth::grants::list_grants,
         crate::auth::grants::create_grant,
         crate::auth::grants::revoke_grant,
+        crate::audit::read::list_audit,
     ),
     components(schemas(
         crate::problem::Problem,
@@ -173,6 +174,8 @@ pub(crate) struct ZipArchiveDoc(Vec<u8>);
         crate::cohort::stats::StatsAnswer,
         crate::cohort::stats::BudgetView,
         crate::cohort::stats::BinView,
+        crate::audit::read::AuditRecordView,
+        crate::audit::read::AuditPage,
         crate::points::PointsWritten,
         crate::twins::PutTwin,
         crate::twins::TwinPage,
@@ -196,6 +199,7 @@ pub(crate) struct ZipArchiveDoc(Vec<u8>);
         (name = "ops", description = "Health and metrics"),
         (name = "auth", description = "API tokens and sharing twins"),
         (name = "cohort", description = "Pseudonymised exports and differentially private statistics over the twins the caller may read"),
+        (name = "audit", description = "The hash-chained record of who read, wrote, shared or deleted what"),
     ),
     modifiers(&SecurityResponses)
 )]

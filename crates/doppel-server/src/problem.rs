@@ -102,6 +102,13 @@ pub(crate) enum ApiError {
         .budget.requested, .budget.remaining, .budget.total, .budget.spent
     )]
     BudgetExhausted { analyst: String, budget: BudgetDoc },
+    /// The audit log cannot record requests now, so audited requests are
+    /// refused rather than served unrecorded.
+    #[error("the audit log cannot record this request: {0}")]
+    AuditUnavailable(String),
+    /// The server keeps no audit log.
+    #[error("this server keeps no audit log")]
+    AuditOff,
     /// Something failed inside the server or engine; the client cannot fix it.
     #[error("internal error: {0}")]
     Internal(String),
@@ -150,7 +157,8 @@ impl ApiError {
             Self::TwinNotFound(_)
             | Self::RouteNotFound(_)
             | Self::TokenNotFound(_)
-            | Self::GrantNotFound { .. } => StatusCode::NOT_FOUND,
+            | Self::GrantNotFound { .. }
+            | Self::AuditOff => StatusCode::NOT_FOUND,
             Self::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) | Self::WriteForbidden { .. } | Self::BudgetExhausted { .. } => {
                 StatusCode::FORBIDDEN
@@ -160,6 +168,7 @@ impl ApiError {
             Self::BodyTooLarge { .. } | Self::TooManyPoints { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::AuditUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -190,6 +199,8 @@ impl ApiError {
             Self::TokenNotFound(_) => "token-not-found",
             Self::GrantNotFound { .. } => "grant-not-found",
             Self::BudgetExhausted { .. } => "privacy-budget-exhausted",
+            Self::AuditUnavailable(_) => "audit-unavailable",
+            Self::AuditOff => "audit-off",
             Self::Internal(_) => "internal-error",
         }
     }
@@ -219,6 +230,8 @@ impl ApiError {
             Self::TokenNotFound(_) => "API token not found",
             Self::GrantNotFound { .. } => "Grant not found",
             Self::BudgetExhausted { .. } => "Privacy budget exhausted",
+            Self::AuditUnavailable(_) => "Audit log unavailable",
+            Self::AuditOff => "No audit log",
             Self::Internal(_) => "Internal server error",
         }
     }
@@ -320,8 +333,12 @@ impl ApiError {
     }
 
     fn log(&self) {
-        if let Self::Internal(detail) = self {
-            tracing::error!(%detail, "request failed inside the server");
+        match self {
+            Self::Internal(detail) => tracing::error!(%detail, "request failed inside the server"),
+            Self::AuditUnavailable(detail) => {
+                tracing::error!(%detail, "refused a request the audit log cannot record");
+            }
+            _ => {}
         }
     }
 }

@@ -115,6 +115,20 @@ fn invalid(name: &'static str, reason: impl Into<String>) -> ApiError {
     ApiError::InvalidParameter { name, reason: reason.into() }
 }
 
+/// Parses a time parameter (RFC 3339 or integer nanoseconds); absent or
+/// empty means none.
+pub(crate) fn time_parameter(name: &'static str, text: Option<&str>) -> Result<Option<Timestamp>, ApiError> {
+    match text.filter(|t| !t.is_empty()) {
+        None => Ok(None),
+        Some(text) => Timestamp::parse(text).map(Some).ok_or_else(|| {
+            invalid(
+                name,
+                format!("{text:?} is neither RFC 3339 (2024-03-01T12:00:00Z) nor integer nanoseconds"),
+            )
+        }),
+    }
+}
+
 fn plan_read(
     twin: TwinId,
     signal: SignalName,

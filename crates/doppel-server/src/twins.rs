@@ -206,7 +206,9 @@ pub(crate) async fn list_twins(
     Ok(Json(TwinPage { twins, next }))
 }
 
-fn parse_limit(text: Option<&str>) -> Result<usize, ApiError> {
+/// Parses a page size: 1 to [`MAX_LIST_LIMIT`], [`DEFAULT_LIST_LIMIT`]
+/// when absent.
+pub(crate) fn parse_limit(text: Option<&str>) -> Result<usize, ApiError> {
     let Some(text) = text.filter(|t| !t.is_empty()) else {
         return Ok(DEFAULT_LIST_LIMIT);
     };

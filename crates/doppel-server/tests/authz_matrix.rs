@@ -238,6 +238,19 @@ fn table() -> BTreeMap<(&'static str, &'static str), Case> {
         ("delete", "/api/v1/twins/{id}/grants/{grant}"),
         read_case(Some(("signals:heart_rate", "share")), HR_READ, [401, 204, 204, 403, 404, 404, 204]),
     );
+    // Only the owner and administrators read a twin's audit records: even
+    // a grant of the whole twin is not enough.
+    rows.insert(
+        ("get", "/api/v1/audit"),
+        Case {
+            needed: Some(("twin", "read")),
+            lacking: HR_READ,
+            query: "?twin=alice",
+            body: Body::None,
+            expect: [401, 200, 403, 403, 404, 404, 200],
+            lists: None,
+        },
+    );
     rows
 }
 

@@ -583,13 +583,14 @@ async fn openapi_document_lists_every_route() {
         ("/api/v1/twins/{id}/export", "get"),
         ("/api/v1/cohort/export", "get"),
         ("/api/v1/cohort/stats", "post"),
+        ("/api/v1/audit", "get"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),
             "{method} {path} missing from the document"
         );
     }
-    assert_eq!(paths.len(), 19);
+    assert_eq!(paths.len(), 20);
     for schema in [
         "Problem",
         "TwinView",
@@ -601,6 +602,7 @@ async fn openapi_document_lists_every_route() {
         "GrantView",
         "StatsAnswer",
         "ZipArchive",
+        "AuditPage",
     ] {
         assert!(doc["components"]["schemas"].get(schema).is_some(), "schema {schema} missing");
     }

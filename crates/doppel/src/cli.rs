@@ -64,6 +64,13 @@ pub enum Command {
     /// needed, except to revoke one's own token); generate prints a fresh
     /// token offline, to set as DOPPEL_ADMIN_TOKEN before the first start.
     Token(TokenArgs),
+    /// Check the audit log's hash chain, or list its records.
+    ///
+    /// verify reads the data directory itself (best with the server
+    /// stopped: records still being written show as an unfinished end);
+    /// list asks a running server, where administrators see every record
+    /// and a twin's owner the records of that twin (--twin).
+    Audit(AuditArgs),
     /// Benchmarks run side by side with peer databases.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -371,6 +378,49 @@ pub enum TokenCommand {
     /// Print a fresh admin token text without asking any server, to set as
     /// DOPPEL_ADMIN_TOKEN before `doppel serve` first starts.
     Generate,
+}
+
+/// `doppel audit`.
+#[derive(Args, Debug)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub command: AuditCommand,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// `doppel audit ...`.
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Walk the whole chain from record 1; print the record count and the
+    /// head hash (keep it elsewhere), or the first broken record and exit
+    /// non-zero.
+    Verify {
+        /// Data directory [default: ./doppel-data]; the log is its `audit/`.
+        #[arg(long, env = "DOPPEL_DATA", default_value = DEFAULT_DATA_DIR)]
+        data: PathBuf,
+    },
+    /// List audit records from a running server, oldest first.
+    List {
+        /// Only records of this twin (required unless an administrator asks).
+        #[arg(long)]
+        twin: Option<String>,
+        /// Only records at or after this time (RFC 3339 or ns since epoch).
+        #[arg(long)]
+        from: Option<String>,
+        /// Only records before this time (RFC 3339 or ns since epoch).
+        #[arg(long)]
+        to: Option<String>,
+        /// Only records after this record number (the `next` of an earlier listing).
+        #[arg(long)]
+        after: Option<u64>,
+        /// At most this many records (1 to 1000).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
 }
 
 /// `doppel compact`.

@@ -4,6 +4,7 @@
 //! Every subcommand is a thin layer over the library crates; errors are
 //! reported once, here, with their context.
 
+mod audit;
 mod bench;
 mod cli;
 mod client;
@@ -50,6 +51,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Import(args) => import::run(args).await,
         Command::Compact(args) => compact::run(args).await,
         Command::Token(args) => token::run(args).await,
+        Command::Audit(args) => audit::run(args).await,
         Command::Bench(cmd) => bench::run(cmd).await,
     }
 }

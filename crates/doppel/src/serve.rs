@@ -1,11 +1,12 @@
-//! `doppel serve`: open the engine and the authentication state, report
-//! what recovery found, serve until Ctrl-C or SIGTERM.
+//! `doppel serve`: open the engine, the authentication state and the audit
+//! log, report what recovery found, serve until Ctrl-C or SIGTERM, then
+//! close the audit log so its last records are durable.
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use doppel_auth::{AuthStore, Bootstrap};
-use doppel_crypto::{AUTH_KEY, Keyring};
+use doppel_crypto::{AUDIT_KEY, AUTH_KEY, Keyring};
 use doppel_engine::{Engine, EngineConfig};
 use doppel_model::{ModelRegistry, Timestamp};
 use doppel_server::{Auth, Privacy, ServerConfig};
@@ -47,10 +48,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!("authentication is off: every request may read and change every twin");
     }
     let privacy = open_privacy(&settings).await?;
-    let config = ServerConfig { auth, privacy, ..server_config(&settings) };
+    let audit_key = keyring.as_ref().map(|keyring| reserved_key(keyring, AUDIT_KEY)).transpose()?;
+    let audit = crate::audit::open_log(&settings.data, audit_key).await?;
+    let config = ServerConfig { auth, privacy, audit: Some(audit.clone()), ..server_config(&settings) };
     let scheme = if config.tls.is_some() { "https" } else { "http" };
     tracing::info!(url = %format!("{scheme}://{}", config.listen), data = %settings.data.display(), "doppel is serving");
-    doppel_server::serve(engine, config, shutdown_signal()).await.context("server failed")
+    let served = doppel_server::serve(engine, config, shutdown_signal()).await.context("server failed");
+    let closed = crate::audit::close_log(audit).await;
+    served?;
+    closed
 }
 
 /// Opens the keyring when encryption at rest is on (off the async workers:

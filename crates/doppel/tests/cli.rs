@@ -466,7 +466,8 @@ async fn help_lists_every_subcommand_and_flag() {
     let top = doppel(&["--help"]).await;
     assert!(top.success);
     assert!(top.stdout.contains("Usage: doppel [OPTIONS] <COMMAND>"), "{}", top.stdout);
-    for command in ["serve", "demo", "query", "twin", "import", "compact", "token", "bench", "help"] {
+    for command in ["serve", "demo", "query", "twin", "import", "compact", "token", "audit", "bench", "help"]
+    {
         assert!(top.stdout.contains(&format!("\n  {command} ")), "`{command}` missing from:\n{}", top.stdout);
     }
 
@@ -862,4 +863,53 @@ async fn a_served_data_directory_holds_no_twin_id_property_device_or_token_owner
         let value = 152.75f64.to_le_bytes();
         assert!(!bytes.windows(8).any(|w| w == value), "a value's bytes are in {}", path.display());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_list_shows_what_was_done_and_verify_vouches_for_the_chain_until_tampered() {
+    let mut f = Fixture::start().await;
+    f.ok(&["twin", "create", "alice"]).await;
+    f.ok(&["twin", "share", "alice", "--with", "user:coach", "--resource", "signals:heart_rate"]).await;
+    let listed = f.ok(&["audit", "list", "--twin", "alice", "--format", "csv"]).await;
+    let rows: Vec<Vec<&str>> = listed.lines().skip(1).map(|line| line.split(',').collect()).collect();
+    let summary: Vec<(&str, &str, &str)> = rows.iter().map(|row| (row[3], row[4], row[7])).collect();
+    assert_eq!(summary, [("create", "alice", "201"), ("share", "alice", "201")], "{listed}");
+    assert!(rows[0][2].starts_with("user admin (token "), "{listed}");
+
+    let status = f.server.terminate();
+    assert!(status.success(), "{}", f.server.log_tail());
+    let data = f.dir.path().join("data");
+    let data_arg = path_str(&data);
+    let verified = doppel(&["audit", "verify", "--data", data_arg]).await;
+    assert!(verified.success, "{}", verified.stderr);
+    let audit_dir = data.join("audit");
+    assert!(
+        verified.stdout.starts_with(&format!(
+            "audit log OK: 3 records in 1 file ({})\nhead: record 3 sha256 ",
+            audit_dir.display()
+        )),
+        "{}",
+        verified.stdout
+    );
+
+    // One byte of the second record changed: verification names the file
+    // and the record, and fails.
+    let file =
+        std::fs::read_dir(&audit_dir).expect("audit dir").next().expect("a file").expect("entry").path();
+    let mut bytes = std::fs::read(&file).expect("read");
+    let first_length = u32::from_le_bytes(bytes[49..53].try_into().expect("4 bytes")) as usize;
+    let second = 49 + 4 + first_length + 32;
+    bytes[second + 4 + 30] ^= 0x20;
+    std::fs::write(&file, bytes).expect("write");
+    let broken = doppel(&["audit", "verify", "--data", data_arg]).await;
+    assert!(!broken.success);
+    assert!(
+        broken.stderr.contains("broken at record 2") && broken.stderr.contains(path_str(&file)),
+        "{}",
+        broken.stderr
+    );
+
+    let missing = doppel(&["audit", "verify", "--data", path_str(&f.dir.path().join("nowhere"))]).await;
+    assert!(!missing.success);
+    assert!(missing.stderr.contains("holds no audit log"), "{}", missing.stderr);
 }

@@ -6,14 +6,15 @@ use std::sync::Arc;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use doppel_auth::{
-    Action, AuthState, BOOTSTRAP_USER, Decision, Permission, Principal, PrincipalKind, Scopes, SignalFilter,
-    Subject, TokenStatus, UserName,
+    Action, Allowance, AuthState, BOOTSTRAP_USER, Decision, Permission, Principal, PrincipalKind, Scopes,
+    SignalFilter, Subject, Target, TokenStatus, UserName,
 };
 use doppel_engine::{Event, EventBody};
 use doppel_model::{Timestamp, TwinId};
 
 use super::Auth;
 use crate::AppState;
+use crate::audit::AuditNote;
 use crate::problem::ApiError;
 
 /// Who made a request (put in the request by the authentication
@@ -24,6 +25,8 @@ use crate::problem::ApiError;
 pub(crate) struct Caller {
     principal: Principal,
     auth: Auth,
+    /// What the handler learns for the request's audit record.
+    note: AuditNote,
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -34,7 +37,8 @@ impl FromRequestParts<AppState> for Caller {
         // reached a handler without it (a router built without the layer)
         // is anonymous, never trusted.
         let principal = parts.extensions.get::<Principal>().cloned().unwrap_or_else(Principal::anonymous);
-        Ok(Caller { principal, auth: state.limits.auth.clone() })
+        let note = parts.extensions.get::<AuditNote>().cloned().unwrap_or_default();
+        Ok(Caller { principal, auth: state.limits.auth.clone(), note })
     }
 }
 
@@ -58,7 +62,7 @@ impl Caller {
     /// stream machinery).
     #[cfg(test)]
     pub(crate) fn unrestricted() -> Self {
-        Caller { principal: Principal::anonymous(), auth: Auth::disabled() }
+        Caller { principal: Principal::anonymous(), auth: Auth::disabled(), note: AuditNote::default() }
     }
 
     /// The principal, for messages and claims.
@@ -77,6 +81,12 @@ impl Caller {
             |_| self.principal.clone(),
             |user| Principal::from_jwt(user, BTreeSet::new(), Scopes::Admin),
         )
+    }
+
+    /// Where the handler adds what the request's audit record should say
+    /// beyond its route.
+    pub(crate) fn audit_note(&self) -> &AuditNote {
+        &self.note
     }
 
     /// The state the caller is judged by.
@@ -170,6 +180,28 @@ impl Caller {
                 "{} may not {action} on twin {twin}: {denial}",
                 self.principal
             ))),
+        }
+    }
+
+    /// Passes administrators and the owner of `twin` (with a credential
+    /// that may read it): those who may read its audit records. Others are
+    /// refused 403, or 404 when they may read nothing of the twin.
+    pub(crate) fn require_owner(&self, twin: &TwinId) -> Result<(), ApiError> {
+        self.require_authenticated()?;
+        if self.sees_everything() {
+            return Ok(());
+        }
+        let state = self.auth.state();
+        let read_policy = Action::new(Permission::Read, Target::Policy);
+        match state.policies.authorize(&self.principal, twin, &read_policy, Timestamp::now()) {
+            Decision::Allow(Allowance::Owner | Allowance::Admin) => Ok(()),
+            _ => {
+                let refusal = ApiError::Forbidden(format!(
+                    "{} does not own twin {twin}: only its owner and administrators may read its audit records",
+                    self.principal
+                ));
+                Err(self.hide(&state, twin, refusal))
+            }
         }
     }
 

@@ -181,6 +181,7 @@ pub(crate) async fn create_grant(
         serde_json::from_slice(&body).map_err(|error| ApiError::InvalidBody(error.to_string()))?;
     let now = Timestamp::now();
     let new = request.into_new_grant(now)?;
+    let note = caller.audit_note().clone();
     let grant = crate::blocking(move || {
         let by = caller.acting_principal();
         caller.auth().update(|auth_state| {
@@ -190,6 +191,13 @@ pub(crate) async fn create_grant(
         })
     })
     .await??;
+    note.detail(format!(
+        "grant {} to {} on {}: {}",
+        grant.id,
+        grant.subject,
+        grant.resource,
+        grant.permissions.join(",")
+    ));
     Ok((StatusCode::CREATED, Json(grant)).into_response())
 }
 

@@ -23,7 +23,7 @@ use crate::AppState;
 use crate::problem::ApiError;
 
 /// The routes that answer errors the way InfluxDB does.
-const INFLUX_ROUTES: [&str; 2] = ["/api/v2/write", "/write"];
+pub(crate) const INFLUX_ROUTES: [&str; 2] = ["/api/v2/write", "/write"];
 
 /// Middleware: authenticates the request, applies the rate limit, and hands
 /// the principal to the handler.

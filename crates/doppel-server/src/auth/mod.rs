@@ -31,6 +31,7 @@ use doppel_auth::{
 use doppel_model::Timestamp;
 
 pub(crate) use access::{Caller, EventView};
+pub(crate) use middleware::INFLUX_ROUTES;
 pub use rate::{DEFAULT_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_PER_S, RateLimit};
 pub(crate) use writes::ingest_authorized;
 

@@ -173,6 +173,7 @@ pub(crate) async fn create_token(
         serde_json::from_slice(&body).map_err(|error| ApiError::InvalidBody(error.to_string()))?;
     let now = Timestamp::now();
     let new = request.into_new_token(now)?;
+    let note = caller.audit_note().clone();
     let created = crate::blocking(move || {
         caller.auth().update(|auth_state| {
             let (secret, record) = auth_state.tokens.create(new, now).map_err(refusal)?;
@@ -180,6 +181,12 @@ pub(crate) async fn create_token(
         })
     })
     .await??;
+    note.detail(format!(
+        "token {} for user {}: {}",
+        created.record.id,
+        created.record.user,
+        created.record.scopes.join(",")
+    ));
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 

@@ -31,6 +31,7 @@ pub(crate) fn ingest_authorized(
     batch: RawBatch,
 ) -> Result<IngestReceipt, ApiError> {
     caller.require_authenticated()?;
+    note_batch(caller, &batch);
     if caller.sees_everything() {
         return engine.ingest(batch).map_err(ApiError::from);
     }
@@ -67,6 +68,18 @@ pub(crate) fn ingest_authorized(
             Err(ApiError::from(error))
         }
     }
+}
+
+/// Names the batch in the request's audit record: its twin when it has
+/// exactly one, and how many twins and points it holds.
+fn note_batch(caller: &Caller, batch: &RawBatch) {
+    let mut twins: Vec<&TwinId> = batch.series.iter().map(|series| &series.key.twin).collect();
+    twins.sort_unstable();
+    twins.dedup();
+    if let [twin] = twins.as_slice() {
+        caller.audit_note().twin((*twin).clone());
+    }
+    caller.audit_note().detail(format!("points={} twins={}", batch.point_count(), twins.len()));
 }
 
 /// The twins of `touched` the batch would create, if the caller may write

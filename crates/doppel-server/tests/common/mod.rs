@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use doppel_audit::{AuditLog, AuditOptions};
 use doppel_auth::{AuthState, AuthStore, NewToken, Scopes, TokenName, UserName};
 use doppel_engine::{Engine, EngineConfig};
 use doppel_model::Timestamp;
@@ -45,7 +46,13 @@ impl TestServer {
     /// directory's `auth/` first, an admin token is added to it, and the
     /// helper requests send that token.
     pub async fn start_authenticated(state: AuthState, auth: AuthConfig) -> Self {
-        Self::start_authenticated_in(tempfile::tempdir().unwrap(), state, auth, Privacy::default()).await
+        Self::start_authenticated_with(state, auth, ServerConfig::default()).await
+    }
+
+    /// Like [`TestServer::start_authenticated`], with the other settings
+    /// (an audit log, limits) from `config`.
+    pub async fn start_authenticated_with(state: AuthState, auth: AuthConfig, config: ServerConfig) -> Self {
+        Self::start_authenticated_in(tempfile::tempdir().unwrap(), state, auth, config).await
     }
 
     /// [`start_authenticated`](Self::start_authenticated) in `dir` with the
@@ -53,21 +60,21 @@ impl TestServer {
     /// a server started again in the same directory finds them.
     pub async fn start_private(dir: tempfile::TempDir, state: AuthState, privacy: PrivacyConfig) -> Self {
         let privacy = Privacy::open(&dir.path().join("privacy"), &privacy).unwrap();
-        Self::start_authenticated_in(dir, state, AuthConfig::default(), privacy).await
+        let config = ServerConfig { privacy, ..ServerConfig::default() };
+        Self::start_authenticated_in(dir, state, AuthConfig::default(), config).await
     }
 
     async fn start_authenticated_in(
         dir: tempfile::TempDir,
         mut state: AuthState,
         auth: AuthConfig,
-        privacy: Privacy,
+        config: ServerConfig,
     ) -> Self {
         let admin = add_token(&mut state, "admin", Scopes::Admin);
         let store = AuthStore::new(dir.path().join("auth"));
         store.save(&state).unwrap();
         let (auth, _) = Auth::open(store, &auth, None, Timestamp::now()).unwrap();
-        let config = ServerConfig { auth, privacy, ..ServerConfig::default() };
-        let mut server = Self::start_in(dir, config, |_| {}).await;
+        let mut server = Self::start_in(dir, ServerConfig { auth, ..config }, |_| {}).await;
         server.admin_token = Some(admin);
         server
     }
@@ -83,11 +90,18 @@ impl TestServer {
         self.dir.path()
     }
 
+    /// Starts the server; unless `config` brings an audit log, one is
+    /// opened in the data directory's `audit/`, so that every test runs
+    /// with requests being recorded.
     async fn start_in(
         dir: tempfile::TempDir,
-        config: ServerConfig,
+        mut config: ServerConfig,
         tune: impl FnOnce(&mut EngineConfig),
     ) -> Self {
+        if config.audit.is_none() {
+            let log = AuditLog::open(&dir.path().join("audit"), None, AuditOptions::default()).unwrap();
+            config.audit = Some(log);
+        }
         let mut store = StoreConfig::new(dir.path());
         store.background = false;
         let mut engine_config = EngineConfig::new(store);
