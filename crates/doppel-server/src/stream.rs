@@ -175,7 +175,7 @@ fn comma_list(text: Option<String>) -> Option<Vec<String>> {
     path = "/api/v1/twins/{id}/events",
     tag = "events",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Twin id (for administrators the twin need not exist yet: its creation is an event)"), EventsQuery),
+    params(("id" = String, Path, description = "Twin id (for administrators the twin need not exist yet: its creation is an event)", example = "p0001"), EventsQuery),
     responses(
         (status = 200, description = "text/event-stream: each event has `event: <kind>`, `id: <seq>` and the JSON event as data, trimmed to the signals the caller may read at that moment; `event: lagged` with {\"lagged\": n} when this subscriber fell behind and n events were skipped; keep-alive comments every 15 s. The stream ends when the caller can no longer read the twin or its token is revoked.", content_type = "text/event-stream", body = String),
         (status = 400, description = "Bad id, signals or kinds", body = Problem, content_type = "application/problem+json"),
