@@ -20,8 +20,9 @@ use crate::live::{LiveTwin, SignalIds, TwinTable};
 use crate::view::{SignalState, TwinSummary, TwinView, WindowStats};
 use crate::{EngineError, IngestError};
 
-/// Default number of events a subscriber may fall behind before it is told
-/// it lagged; at one event per twin per batch this is seconds of traffic.
+/// Default number of events a subscriber may fall behind before the bus
+/// skips events for it (the server then drops it as slow); at one event
+/// per twin per batch this is seconds of traffic.
 pub const DEFAULT_EVENT_CAPACITY: usize = 4096;
 
 /// How the engine is set up.

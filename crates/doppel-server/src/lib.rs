@@ -66,7 +66,8 @@ pub use client_cert::{ClientCertificate, Sha256Fingerprint};
 pub use cohort::{Privacy, PrivacyConfig};
 pub use limits::{
     DEFAULT_HEADER_READ_TIMEOUT_MS, DEFAULT_MAX_BATCH_POINTS, DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_JSON_POINTS, DEFAULT_REQUEST_TIMEOUT_MS, MIN_MAX_HEADER_BYTES,
+    DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_JSON_POINTS, DEFAULT_REQUEST_TIMEOUT_MS,
+    DEFAULT_SUBSCRIBER_SEND_TIMEOUT_MS, MIN_MAX_HEADER_BYTES,
 };
 pub use openapi::openapi;
 pub use tls::{ClientAuth, DEFAULT_TLS_RELOAD_POLL_MS, TlsConfig};
@@ -98,6 +99,11 @@ pub struct ServerConfig {
     /// and largest HTTP/2 header list; larger heads get 431. At least
     /// [`MIN_MAX_HEADER_BYTES`].
     pub max_header_bytes: usize,
+    /// Longest one send to a stream subscriber (an SSE event, a WebSocket
+    /// frame) may take; a subscriber that does not accept it in time is
+    /// dropped, its subscription ended with a reason, so a client that
+    /// stops reading never holds memory or a connection for long.
+    pub subscriber_send_timeout: Duration,
     /// Serve HTTPS with this certificate instead of plain HTTP.
     pub tls: Option<TlsConfig>,
     /// Who may do what: API tokens, JWTs, policies, rate limits.
@@ -125,6 +131,7 @@ impl Default for ServerConfig {
             request_timeout: Duration::from_millis(DEFAULT_REQUEST_TIMEOUT_MS),
             header_read_timeout: Duration::from_millis(DEFAULT_HEADER_READ_TIMEOUT_MS),
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            subscriber_send_timeout: Duration::from_millis(DEFAULT_SUBSCRIBER_SEND_TIMEOUT_MS),
             tls: None,
             auth: Auth::disabled(),
             privacy: Privacy::default(),
@@ -211,22 +218,27 @@ pub enum ServerError {
     },
 }
 
-/// What every handler shares: the engine, the limits and the request
-/// metrics. (The shutdown signal streams watch comes with each request,
+/// What every handler shares: the engine, the limits, the request
+/// metrics and the count of dropped stream subscribers. (The shutdown signal streams watch comes with each request,
 /// from the accept loop.)
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub(crate) engine: Arc<Engine>,
     pub(crate) limits: Arc<ServerConfig>,
     pub(crate) metrics: Arc<ops::HttpMetrics>,
+    pub(crate) dropped_subscribers: Arc<stream::DropCounts>,
 }
 
 /// Builds the API as an axum [`Router`], for tests and for embedding in a
 /// larger service. Served by [`serve_router`], its streams end on graceful
 /// shutdown; served any other way, they end only when the client leaves.
 pub fn router(engine: Arc<Engine>, config: &ServerConfig) -> Router {
-    let state =
-        AppState { engine, limits: Arc::new(config.clone()), metrics: Arc::new(ops::HttpMetrics::default()) };
+    let state = AppState {
+        engine,
+        limits: Arc::new(config.clone()),
+        metrics: Arc::new(ops::HttpMetrics::default()),
+        dropped_subscribers: Arc::new(stream::DropCounts::default()),
+    };
     let api = Router::new()
         .route("/api/v2/write", post(write::write_v2))
         .route("/write", post(write::write_v1))
@@ -235,9 +247,9 @@ pub fn router(engine: Arc<Engine>, config: &ServerConfig) -> Router {
         .route("/api/v1/twins/{id}", get(twins::get_twin).put(twins::put_twin).delete(twins::delete_twin))
         .route("/api/v1/twins/{id}/points", post(points::post_twin_points))
         .route("/api/v1/twins/{id}/signals/{signal}", get(signals::get_signal))
-        .route("/api/v1/twins/{id}/events", get(stream::twin_events))
+        .route("/api/v1/twins/{id}/events", get(stream::sse::twin_events))
         .route("/api/v1/twins/{id}/export", get(export::export_twin))
-        .route("/api/v1/stream", get(stream::websocket))
+        .route("/api/v1/stream", get(stream::websocket::websocket))
         .route("/api/v1/cohort/export", get(cohort::export::cohort_export))
         .route("/api/v1/cohort/stats", post(cohort::stats::cohort_stats))
         .route("/health", get(ops::health))

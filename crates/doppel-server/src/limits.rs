@@ -73,6 +73,18 @@ pub const MAX_SUBSCRIPTION_ITEMS: usize = 1_000;
 /// Largest WebSocket message a client may send: subscriptions are small.
 pub const MAX_WS_MESSAGE_BYTES: usize = 64 * 1024;
 
+/// Default time one send to a stream subscriber (an SSE event, a
+/// WebSocket frame) may take before the subscriber is dropped: a client on
+/// a poor mobile network takes well under a second to accept a frame,
+/// while a client that stopped reading never does, and until it is
+/// dropped it holds its connection's buffers.
+pub const DEFAULT_SUBSCRIBER_SEND_TIMEOUT_MS: u64 = 10_000;
+
+/// Events an SSE subscription may hold ready for its connection, between
+/// the bus and the answer body: enough to keep the connection busy,
+/// few enough that a subscriber that stopped reading pins little.
+pub const SSE_QUEUE_EVENTS: usize = 16;
+
 /// Interval of SSE keep-alive comments and WebSocket pings, well below the
 /// 60 s idle timeout common in proxies and load balancers.
 pub const KEEP_ALIVE_INTERVAL_MS: u64 = 15_000;

@@ -7,6 +7,9 @@
 //! HTTP/1 client has it again for every later head; request heads larger
 //! than [`crate::ServerConfig::max_header_bytes`] get 431.
 //!
+//! A handler may close its own connection at once ([`ConnectionCloser`]):
+//! that is how a stream subscriber that stopped reading is let go.
+//!
 //! Shutdown follows the broadcast-and-wait pattern: the accept loop stops,
 //! the `stop` watch turns true (connections finish the request in flight
 //! and close; streams end), and the loop returns once the last connection
@@ -26,7 +29,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
@@ -197,11 +200,13 @@ impl Connection {
         let seen = first_request_seen.clone();
         let app = self.shared.app.clone();
         let shutdown = ShutdownSignal(self.stop.clone());
+        let (closer, close_requested) = ConnectionCloser::new();
         // The peer address lets the rate limit tell anonymous clients apart.
         let peer = axum::extract::ConnectInfo(self.peer);
         let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
             seen.store(true, Ordering::Relaxed);
             request.extensions_mut().insert(shutdown.clone());
+            request.extensions_mut().insert(closer.clone());
             request.extensions_mut().insert(peer);
             if let Some(client) = &client {
                 request.extensions_mut().insert(client.clone());
@@ -232,6 +237,10 @@ impl Connection {
                         return;
                     }
                 }
+                () = close_requested.notified() => {
+                    tracing::debug!(peer = %self.peer, "closing a connection whose stream subscriber was dropped");
+                    return;
+                }
                 () = shutdown_requested(&mut self.stop), if !stopping => {
                     stopping = true;
                     connection.as_mut().graceful_shutdown();
@@ -253,6 +262,38 @@ impl<S: Send + Sync> FromRequestParts<S> for ShutdownSignal {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         Ok(parts.extensions.get::<Self>().cloned().unwrap_or_else(|| Self(watch::channel(false).1)))
+    }
+}
+
+/// Closes the connection a request came on, at once, whatever it is
+/// doing: for an answer that can no longer make progress, such as the
+/// event stream of a client that stopped reading, whose writes would
+/// otherwise wait forever. On HTTP/2 this ends every request of the
+/// connection. Extracting it never fails: without the extension (a router
+/// served elsewhere) closing does nothing, and the answer simply ends.
+#[derive(Clone, Debug)]
+pub(crate) struct ConnectionCloser(Option<Arc<Notify>>);
+
+impl ConnectionCloser {
+    /// A closer, and what the connection's task waits on to hear it.
+    pub(crate) fn new() -> (Self, Arc<Notify>) {
+        let notify = Arc::new(Notify::new());
+        (Self(Some(notify.clone())), notify)
+    }
+
+    /// Asks the connection's task to drop the connection.
+    pub(crate) fn close(&self) {
+        if let Some(notify) = &self.0 {
+            notify.notify_one();
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ConnectionCloser {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts.extensions.get::<Self>().cloned().unwrap_or(Self(None)))
     }
 }
 

@@ -5,10 +5,14 @@
 //! utoipa, so their schemas are described here by `*Doc` types that mirror
 //! their JSON; a test in `tests/` checks the document lists every route.
 //! Every route that needs a credential names the `bearer` security scheme,
-//! and [`SecurityResponses`] adds the answers authentication can give it
-//! (401, 403, 429), so they are written once.
+//! and [`SharedResponses`] adds the answers authentication can give it
+//! (401, 403, 429), so they are written once; public routes get the two
+//! they can give too (401 for a credential that does not verify, 429).
+//! Every route with path segments can also answer 400 naming a segment
+//! that does not parse; that answer is added the same way.
 
 use axum::Json;
+use utoipa::openapi::path::ParameterIn;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
@@ -22,8 +26,9 @@ pub(crate) struct TwinViewDoc {
     id: String,
     /// Model name, such as `person`.
     model: String,
-    /// Creation time, nanoseconds since the epoch.
-    created: i64,
+    /// Creation time (RFC 3339 UTC).
+    #[schema(format = DateTime)]
+    created: String,
     /// Slow facts about the twin.
     #[schema(value_type = Object)]
     properties: serde_json::Map<String, serde_json::Value>,
@@ -40,8 +45,9 @@ pub(crate) struct SignalStateDoc {
     signal: String,
     /// Unit from the twin's model, when it defines one.
     unit: Option<String>,
-    /// Time of the latest point, nanoseconds since the epoch.
-    last_time: i64,
+    /// Time of the latest point (RFC 3339 UTC).
+    #[schema(format = DateTime)]
+    last_time: String,
     /// Latest value.
     last_value: f64,
     /// Category label of the latest value (sleep stage, symptom), if any.
@@ -78,8 +84,9 @@ pub(crate) struct TwinSummaryDoc {
     id: String,
     /// Model name.
     model: String,
-    /// Creation time, nanoseconds since the epoch.
-    created: i64,
+    /// Creation time (RFC 3339 UTC).
+    #[schema(format = DateTime)]
+    created: String,
 }
 
 /// Schema of a signal read: `points` for a raw read, `every`,
@@ -143,8 +150,8 @@ pub(crate) struct ZipArchiveDoc(Vec<u8>);
         crate::export::export_twin,
         crate::cohort::export::cohort_export,
         crate::cohort::stats::cohort_stats,
-        crate::stream::twin_events,
-        crate::stream::websocket,
+        crate::stream::sse::twin_events,
+        crate::stream::websocket::websocket,
         crate::ops::health,
         crate::ops::metrics,
         openapi_json,
@@ -201,16 +208,17 @@ pub(crate) struct ZipArchiveDoc(Vec<u8>);
         (name = "cohort", description = "Pseudonymised exports and differentially private statistics over the twins the caller may read"),
         (name = "audit", description = "The hash-chained record of who read, wrote, shared or deleted what"),
     ),
-    modifiers(&SecurityResponses)
+    modifiers(&SharedResponses)
 )]
 struct ApiDoc;
 
 /// Declares the `bearer` scheme (a Doppel API token or a JWT, as
 /// `Authorization: Bearer …`; InfluxDB clients may send `Token …`) and
-/// adds to every operation that requires it the answers of authentication.
-struct SecurityResponses;
+/// adds to every operation the answers the shared layers can give it:
+/// authentication and rate limiting, and the 400 of a bad path segment.
+struct SharedResponses;
 
-impl Modify for SecurityResponses {
+impl Modify for SharedResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
@@ -246,16 +254,29 @@ impl Modify for SecurityResponses {
                 &mut item.trace,
             ];
             for operation in operations.into_iter().flatten() {
-                if operation.security.as_ref().is_none_or(Vec::is_empty) {
-                    continue;
-                }
+                let public = operation.security.as_ref().is_none_or(Vec::is_empty);
+                let has_path_segments = operation
+                    .parameters
+                    .iter()
+                    .flatten()
+                    .any(|parameter| parameter.parameter_in == ParameterIn::Path);
                 let responses = &mut operation.responses.responses;
                 let mut add = |status: &str, description: &str| {
                     responses.entry(status.to_owned()).or_insert_with(|| problem(description).into());
                 };
-                add("401", "No credential, or one that does not verify; `WWW-Authenticate: Bearer`");
-                add("403", "The credential does not allow this (the problem says why)");
-                add("429", "Too many requests from this credential; `Retry-After` says when to retry");
+                if has_path_segments {
+                    add("400", "A path segment is not valid; `parameter` names it");
+                }
+                if public {
+                    // A credential that is sent is checked on every route,
+                    // and every client is rate-limited, public routes too.
+                    add("401", "A credential was sent and does not verify; `WWW-Authenticate: Bearer`");
+                    add("429", "Too many requests from this client; `Retry-After` says when to retry");
+                } else {
+                    add("401", "No credential, or one that does not verify; `WWW-Authenticate: Bearer`");
+                    add("403", "The credential does not allow this (the problem says why)");
+                    add("429", "Too many requests from this credential; `Retry-After` says when to retry");
+                }
             }
         }
     }
@@ -278,4 +299,72 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 )]
 pub(crate) async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     Json(openapi())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn statuses(doc: &utoipa::openapi::OpenApi, path: &str, method: &str) -> Vec<String> {
+        let item = &doc.paths.paths[path];
+        let operation = match method {
+            "get" => item.get.as_ref(),
+            "delete" => item.delete.as_ref(),
+            "post" => item.post.as_ref(),
+            _ => None,
+        };
+        operation.map(|operation| operation.responses.responses.keys().cloned().collect()).unwrap_or_default()
+    }
+
+    #[test]
+    fn public_routes_document_the_refusal_of_a_bad_credential_and_the_rate_limit() {
+        let doc = openapi();
+        for path in ["/health", "/api/openapi.json"] {
+            let listed = statuses(&doc, path, "get");
+            assert!(
+                listed.contains(&"401".to_owned()) && listed.contains(&"429".to_owned()),
+                "{path}: {listed:?}"
+            );
+            assert!(!listed.contains(&"403".to_owned()), "{path}: {listed:?}");
+        }
+    }
+
+    #[test]
+    fn routes_with_path_segments_document_the_400_of_a_bad_segment() {
+        let doc = openapi();
+        for (path, method) in [
+            ("/api/v1/twins/{id}", "get"),
+            ("/api/v1/twins/{id}", "delete"),
+            ("/api/v1/twins/{id}/grants/{grant}", "delete"),
+            ("/api/v1/tokens/{id}", "delete"),
+        ] {
+            assert!(statuses(&doc, path, method).contains(&"400".to_owned()), "{method} {path}");
+        }
+        assert!(!statuses(&doc, "/api/v1/tokens", "get").contains(&"400".to_owned()));
+    }
+
+    #[test]
+    fn influx_write_routes_document_refusals_in_their_own_shape() {
+        let doc = serde_json::to_value(openapi()).unwrap();
+        for path in ["/api/v2/write", "/write"] {
+            for status in ["401", "429"] {
+                let content = &doc["paths"][path]["post"]["responses"][status]["content"];
+                assert!(content.get("application/json").is_some(), "{path} {status}: {content}");
+                assert!(content.get(crate::problem::PROBLEM_CONTENT_TYPE).is_none(), "{path} {status}");
+            }
+        }
+    }
+
+    #[test]
+    fn times_in_twin_answers_are_documented_as_rfc3339_text() {
+        let doc = serde_json::to_value(openapi()).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        for (schema, member) in
+            [("TwinView", "created"), ("TwinSummary", "created"), ("SignalState", "last_time")]
+        {
+            let property = &schemas[schema]["properties"][member];
+            assert_eq!(property["type"], "string", "{schema}.{member}: {property}");
+            assert_eq!(property["format"], "date-time", "{schema}.{member}: {property}");
+        }
+    }
 }

@@ -59,6 +59,7 @@ pub(crate) async fn metrics(State(state): State<AppState>, caller: Caller) -> Re
     let stats = crate::blocking(move || engine.stats()).await?;
     let mut text = String::with_capacity(4096);
     render_engine_metrics(&mut text, &stats);
+    render_dropped_subscribers(&mut text, &state.dropped_subscribers);
     state.metrics.render(&mut text);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response())
 }
@@ -164,6 +165,18 @@ fn render_engine_metrics(text: &mut String, stats: &EngineStats) {
         "gauge",
         "Open event subscriptions (SSE, WebSocket).",
         &[("", stats.subscribers as f64)],
+    );
+}
+
+fn render_dropped_subscribers(text: &mut String, drops: &crate::stream::DropCounts) {
+    let samples = drops.counts().map(|(reason, count)| (format!("{{reason=\"{reason}\"}}"), count as f64));
+    let samples: Vec<(&str, f64)> = samples.iter().map(|(labels, count)| (labels.as_str(), *count)).collect();
+    family(
+        text,
+        "doppel_subscribers_dropped_total",
+        "counter",
+        "Stream subscribers dropped for being slow, by reason (lagged: the bounded event buffer skipped events they had not read; send_timeout: one send took longer than the send timeout).",
+        &samples,
     );
 }
 

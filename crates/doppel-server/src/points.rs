@@ -59,7 +59,7 @@ pub(crate) async fn post_points(
     path = "/api/v1/twins/{id}/points",
     tag = "points",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Twin id; items may omit `twin`, and must name this twin if they do not")),
+    params(("id" = String, Path, description = "Twin id; items may omit `twin`, and must name this twin if they do not", example = "p0001")),
     request_body(content = serde_json::Value, content_type = "application/json",
         description = "An array of points or {\"points\": [...]}, as for /api/v1/points."),
     responses(

@@ -79,8 +79,8 @@ struct BucketPlan {
     tag = "signals",
     security(("bearer" = [])),
     params(
-        ("id" = String, Path, description = "Twin id"),
-        ("signal" = String, Path, description = "Signal name, e.g. heart_rate"),
+        ("id" = String, Path, description = "Twin id", example = "p0001"),
+        ("signal" = String, Path, description = "Signal name", example = "heart_rate"),
         SignalQuery,
     ),
     responses(

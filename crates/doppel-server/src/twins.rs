@@ -72,7 +72,7 @@ pub(crate) fn parse_twin_id(text: &str) -> Result<TwinId, ApiError> {
     path = "/api/v1/twins/{id}",
     tag = "twins",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Twin id: 1-128 URL-safe characters")),
+    params(("id" = String, Path, description = "Twin id: 1-128 URL-safe characters", example = "p0001")),
     request_body(content = PutTwin, description = "Model, properties and (administrators) owner; an empty body or {} keeps defaults"),
     responses(
         (status = 201, description = "Twin created; the caller's user owns it", body = crate::openapi::TwinViewDoc),
@@ -116,7 +116,7 @@ pub(crate) async fn put_twin(
     path = "/api/v1/twins/{id}",
     tag = "twins",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Twin id")),
+    params(("id" = String, Path, description = "Twin id", example = "p0001")),
     responses(
         (status = 200, description = "The twin: the live state of the signals the caller may read, and its properties if it may read the twin itself", body = crate::openapi::TwinViewDoc),
         (status = 404, description = "No such twin, or none the caller may read", body = Problem, content_type = "application/problem+json"),
@@ -142,7 +142,7 @@ pub(crate) async fn get_twin(
     path = "/api/v1/twins/{id}",
     tag = "twins",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Twin id")),
+    params(("id" = String, Path, description = "Twin id", example = "p0001")),
     responses(
         (status = 204, description = "Deleted, with its owner and grants"),
         (status = 403, description = "The caller may read the twin but not manage it", body = Problem, content_type = "application/problem+json"),

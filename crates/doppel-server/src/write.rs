@@ -60,7 +60,9 @@ pub(crate) struct WriteV1Query {
         (status = 204, description = "Every point was written durably"),
         (status = 400, description = "Bad lines; nothing was written", body = crate::problem::InfluxError),
         (status = 403, description = "The caller may not write some twins or signals of the batch (each named); nothing was written", body = crate::problem::InfluxError),
+        (status = 401, description = "No credential, or one that does not verify; `WWW-Authenticate: Bearer`", body = crate::problem::InfluxError),
         (status = 413, description = "Body or batch too large", body = crate::problem::InfluxError),
+        (status = 429, description = "Too many requests from this credential; `Retry-After` says when to retry", body = crate::problem::InfluxError),
     )
 )]
 pub(crate) async fn write_v2(
@@ -89,7 +91,9 @@ pub(crate) async fn write_v2(
         (status = 204, description = "Every point was written durably"),
         (status = 400, description = "Bad lines; nothing was written", body = crate::problem::InfluxError),
         (status = 403, description = "The caller may not write some twins or signals of the batch (each named); nothing was written", body = crate::problem::InfluxError),
+        (status = 401, description = "No credential, or one that does not verify; `WWW-Authenticate: Bearer`", body = crate::problem::InfluxError),
         (status = 413, description = "Body or batch too large", body = crate::problem::InfluxError),
+        (status = 429, description = "Too many requests from this credential; `Retry-After` says when to retry", body = crate::problem::InfluxError),
     )
 )]
 pub(crate) async fn write_v1(

@@ -91,6 +91,9 @@ pub struct LimitsConfig {
     pub header_read_timeout: Option<Span>,
     /// Largest request head (request line and headers), in bytes.
     pub max_header_bytes: Option<usize>,
+    /// Longest one send to a stream subscriber may take before it is
+    /// dropped.
+    pub subscriber_send_timeout: Option<Span>,
 }
 
 /// `[tls]`: serve HTTPS, optionally asking clients for certificates.

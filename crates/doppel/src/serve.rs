@@ -201,6 +201,9 @@ pub fn server_config(settings: &Settings) -> ServerConfig {
     if let Some(bytes) = settings.limits.max_header_bytes {
         config.max_header_bytes = bytes;
     }
+    if let Some(timeout) = settings.limits.subscriber_send_timeout {
+        config.subscriber_send_timeout = std::time::Duration::from_nanos(timeout.as_nanos().unsigned_abs());
+    }
     config
 }
 
@@ -234,6 +237,21 @@ pub async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_subscriber_send_timeout_comes_from_the_limits_section() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("doppel.toml");
+        std::fs::write(&path, "[limits]\nsubscriber_send_timeout = \"250ms\"\n").unwrap();
+        let args = crate::cli::ServeArgs { config: Some(path), ..Default::default() };
+        let config = server_config(&Settings::resolve(args).unwrap());
+        assert_eq!(config.subscriber_send_timeout, std::time::Duration::from_millis(250));
+        let defaults = server_config(&Settings::resolve(crate::cli::ServeArgs::default()).unwrap());
+        assert_eq!(
+            defaults.subscriber_send_timeout,
+            std::time::Duration::from_millis(doppel_server::DEFAULT_SUBSCRIBER_SEND_TIMEOUT_MS)
+        );
+    }
 
     #[test]
     fn the_admin_token_box_shows_the_token_and_says_it_is_shown_once() {

@@ -133,7 +133,7 @@ fn require_twin(caller: &Caller, engine: &Engine, twin: &TwinId) -> Result<(), A
     path = "/api/v1/twins/{id}/grants",
     tag = "auth",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Twin id")),
+    params(("id" = String, Path, description = "Twin id", example = "p0001")),
     responses(
         (status = 200, description = "The owner and the grants", body = TwinGrants),
         (status = 404, description = "No such twin, or none the caller may read", body = Problem, content_type = "application/problem+json"),
@@ -159,7 +159,7 @@ pub(crate) async fn list_grants(
     path = "/api/v1/twins/{id}/grants",
     tag = "auth",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Twin id")),
+    params(("id" = String, Path, description = "Twin id", example = "p0001")),
     request_body(content = CreateGrant, description = "Subject, resource, permissions and optional expiry, e.g. {\"subject\": \"user:dr-who\", \"resource\": \"signals:heart_rate\", \"permissions\": [\"read\"], \"ttl\": \"90d\"}"),
     responses(
         (status = 201, description = "The new grant", body = GrantView),
@@ -208,8 +208,8 @@ pub(crate) async fn create_grant(
     tag = "auth",
     security(("bearer" = [])),
     params(
-        ("id" = String, Path, description = "Twin id"),
-        ("grant" = u64, Path, description = "Grant id"),
+        ("id" = String, Path, description = "Twin id", example = "p0001"),
+        ("grant" = u64, Path, description = "Grant id", example = 1),
     ),
     responses(
         (status = 204, description = "Revoked"),

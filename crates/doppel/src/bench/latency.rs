@@ -133,15 +133,17 @@ fn encode_tick(series: &[(TwinId, SignalName, Value)], time: Timestamp) -> Strin
 #[derive(Default, Debug)]
 struct Received {
     delays_ms: Vec<f64>,
-    lagged_notices: u64,
+    /// Why the server dropped this subscriber for being slow, if it did
+    /// (the `reason` of its last `{"dropped": {...}}` message).
+    dropped: Option<String>,
 }
 
 impl Received {
     /// Records the points of one event JSON received at `now`, counting
     /// only points stamped at or after `since`.
     fn record(&mut self, event: &Json, now: Timestamp, since: Timestamp) {
-        if event.get("lagged").is_some() {
-            self.lagged_notices += 1;
+        if let Some(notice) = event.get("dropped") {
+            self.dropped = Some(notice["reason"].as_str().unwrap_or("unknown").to_owned());
         }
         let Some(points) = event["points"].as_array() else { return };
         for point in points {
@@ -246,10 +248,10 @@ pub async fn run(args: LatencyArgs) -> Result<()> {
         let count = received.delays_ms.len() as u64;
         match LatencySummary::from_millis(received.delays_ms) {
             Some(summary) => println!(
-                "{name}: {} of {} points delivered; delay {summary}; lagged notices {}",
+                "{name}: {} of {} points delivered; delay {summary}; dropped as slow: {}",
                 group_thousands(count),
                 group_thousands(expected),
-                received.lagged_notices
+                received.dropped.as_deref().unwrap_or("no")
             ),
             None => println!("{name}: no points delivered"),
         }
@@ -438,11 +440,11 @@ mod tests {
         received.record(&event, Timestamp::from_nanos(10_003_500_000), Timestamp::from_secs(10));
         assert_eq!(received.delays_ms, [2.5]);
         received.record(
-            &serde_json::json!({"lagged": 3}),
+            &serde_json::json!({"dropped": {"reason": "lagged", "skipped": 3, "detail": "..."}}),
             Timestamp::from_secs(11),
             Timestamp::from_secs(10),
         );
-        assert_eq!(received.lagged_notices, 1);
+        assert_eq!(received.dropped.as_deref(), Some("lagged"));
     }
 
     #[test]
