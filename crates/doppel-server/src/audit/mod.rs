@@ -42,7 +42,7 @@ use crate::problem::ApiError;
 /// records. `PUT /api/v1/twins/{id}` records `create` when it answers 201.
 /// A test checks that every route of the OpenAPI document is either here
 /// or among the few known to touch neither twin data nor policy.
-const AUDITED: [(Method, &str, AuditAction); 18] = [
+const AUDITED: [(Method, &str, AuditAction); 21] = [
     (Method::POST, "/api/v2/write", AuditAction::Write),
     (Method::POST, "/write", AuditAction::Write),
     (Method::POST, "/api/v1/points", AuditAction::Write),
@@ -61,6 +61,9 @@ const AUDITED: [(Method, &str, AuditAction); 18] = [
     (Method::GET, "/api/v1/tokens", AuditAction::Read),
     (Method::DELETE, "/api/v1/tokens/{id}", AuditAction::TokenRevoke),
     (Method::GET, "/api/v1/audit", AuditAction::Read),
+    (Method::GET, "/api/v1/twins/{id}/export", AuditAction::Export),
+    (Method::GET, "/api/v1/cohort/export", AuditAction::Export),
+    (Method::POST, "/api/v1/cohort/stats", AuditAction::Read),
 ];
 
 /// Routes whose `{id}` is a twin id.

@@ -167,7 +167,7 @@ pub async fn run(args: LatencyArgs) -> Result<()> {
         keep_data: args.keep_data,
         vm_cache: false,
     };
-    let system = RunningSystem::start(SystemKind::Doppel, &client, &options).await?;
+    let system = RunningSystem::start(SystemKind::Doppel { secured: true }, &client, &options).await?;
     // Every request of this benchmark goes to Doppel: one client carrying
     // its admin token serves them all.
     let token = system.token().unwrap_or_default().to_owned();

@@ -71,6 +71,9 @@ pub enum PeerChoice {
     Vm,
     /// InfluxDB 1.x (`influxd`).
     Influx,
+    /// Doppel itself with authentication and encryption at rest off, to
+    /// show what they cost (`bench ingest` prints the ratio).
+    Plain,
     /// No peers: Doppel alone.
     None,
 }
@@ -80,6 +83,7 @@ impl PeerChoice {
         match self {
             Self::Vm => Some(SystemKind::VictoriaMetrics),
             Self::Influx => Some(SystemKind::InfluxDb),
+            Self::Plain => Some(SystemKind::Doppel { secured: false }),
             Self::None => None,
         }
     }
@@ -88,6 +92,7 @@ impl PeerChoice {
         match self {
             Self::Vm => "vm",
             Self::Influx => "influx",
+            Self::Plain => "plain",
             Self::None => "none",
         }
     }
@@ -96,8 +101,9 @@ impl PeerChoice {
 /// Options of the side-by-side modes.
 #[derive(Args, Debug, Clone)]
 pub struct CompareArgs {
-    /// Peers to run beside Doppel, comma separated: vm, influx, none.
-    #[arg(long, value_delimiter = ',', default_value = "vm,influx")]
+    /// Peers to run beside Doppel, comma separated: vm, influx, plain
+    /// (Doppel without authentication and encryption at rest), none.
+    #[arg(long, value_delimiter = ',', default_value = "vm,influx,plain")]
     pub peers: Vec<PeerChoice>,
     /// Run the installed systems only instead of failing on a missing peer.
     #[arg(long)]
@@ -162,7 +168,7 @@ impl CompareArgs {
     /// Doppel, then the chosen peers that can run; fails on a missing peer
     /// unless `--skip-missing`.
     fn systems(&self) -> Result<Vec<SystemKind>> {
-        let mut systems = vec![SystemKind::Doppel];
+        let mut systems = vec![SystemKind::Doppel { secured: true }];
         let mut missing = Vec::new();
         for peer in self.peers.iter().filter_map(|p| p.system()) {
             if systems.contains(&peer) {
@@ -312,8 +318,31 @@ async fn ingest(args: IngestArgs) -> Result<()> {
         args.compare.concurrency
     );
     print!("{}", format_table(&results, BASELINE, "hourly"));
+    if let Some(line) = security_cost(&results) {
+        println!("{line}");
+    }
     println!("reproduce: {reproduce}");
     Ok(())
+}
+
+/// Share of its ingest rate Doppel keeps with authentication and
+/// encryption at rest on, as a fraction of the same run with both off.
+const SECURITY_COST_TARGET: f64 = 0.85;
+
+/// The line comparing Doppel's default (authenticated, encrypted) ingest
+/// rate with the same run without authentication and encryption, when
+/// both ran.
+fn security_cost(results: &[SystemResult]) -> Option<String> {
+    let rate = |kind: SystemKind| results.iter().find(|r| r.system == kind.label()).map(|r| r.points_per_sec);
+    let secured = rate(SystemKind::Doppel { secured: true })?;
+    let plain = rate(SystemKind::Doppel { secured: false }).filter(|&p| p > 0.0)?;
+    let share = secured / plain;
+    let verdict = if share >= SECURITY_COST_TARGET { "met" } else { "missed" };
+    Some(format!(
+        "authentication + encryption at rest keep {:.0} % of the ingest rate without them (target >= {:.0} %: {verdict})",
+        share * 100.0,
+        SECURITY_COST_TARGET * 100.0
+    ))
 }
 
 /// Sends `workload` to every system with the same client and settings,
@@ -369,13 +398,34 @@ mod tests {
         command: BenchCommand,
     }
 
+    fn result(system: SystemKind, points_per_sec: f64) -> SystemResult {
+        SystemResult {
+            system: system.label().to_owned(),
+            points_per_sec,
+            bytes_per_point: None,
+            last: None,
+            hourly: None,
+        }
+    }
+
+    #[test]
+    fn the_cost_of_security_is_printed_against_the_target_when_both_doppels_ran() {
+        let secured = result(SystemKind::Doppel { secured: true }, 90_000.0);
+        let plain = result(SystemKind::Doppel { secured: false }, 100_000.0);
+        let line = security_cost(&[secured.clone(), plain.clone()]).unwrap();
+        assert!(line.contains("keep 90 %") && line.ends_with("met)"), "{line}");
+        let slow = result(SystemKind::Doppel { secured: true }, 80_000.0);
+        assert!(security_cost(&[slow, plain]).unwrap().ends_with("missed)"));
+        assert_eq!(security_cost(&[secured]), None);
+    }
+
     #[test]
     fn ingest_defaults_match_the_documented_run() {
         let cli = Cli::try_parse_from(["bench", "ingest"]).unwrap();
         let BenchCommand::Ingest(args) = cli.command else { panic!("not ingest") };
         assert_eq!(
             args.command_line(),
-            "doppel bench ingest --people 200 --days 7 --peers vm,influx --concurrency 8 --batch-lines 5000 --queries 200 --seed 42"
+            "doppel bench ingest --people 200 --days 7 --peers vm,influx,plain --concurrency 8 --batch-lines 5000 --queries 200 --seed 42"
         );
     }
 
@@ -417,6 +467,6 @@ mod tests {
     fn peers_none_runs_doppel_alone() {
         let cli = Cli::try_parse_from(["bench", "ingest", "--peers", "none"]).unwrap();
         let BenchCommand::Ingest(args) = cli.command else { panic!("not ingest") };
-        assert_eq!(args.compare.systems().unwrap(), [SystemKind::Doppel]);
+        assert_eq!(args.compare.systems().unwrap(), [SystemKind::Doppel { secured: true }]);
     }
 }

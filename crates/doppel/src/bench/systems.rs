@@ -34,8 +34,13 @@ const SETTLE_POLL_MS: u64 = 1_000;
 /// A system the benchmark can run.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum SystemKind {
-    /// Doppel itself: this binary's `serve`.
-    Doppel,
+    /// Doppel itself: this binary's `serve`, with its defaults
+    /// (authentication and encryption at rest on) when `secured`, or with
+    /// both turned off, to show what they cost.
+    Doppel {
+        /// Authentication and encryption at rest on.
+        secured: bool,
+    },
     /// The `victoria-metrics` single-node binary.
     VictoriaMetrics,
     /// InfluxDB 1.x's `influxd`.
@@ -46,7 +51,8 @@ impl SystemKind {
     /// Printed name.
     pub fn label(self) -> &'static str {
         match self {
-            Self::Doppel => "Doppel",
+            Self::Doppel { secured: true } => "Doppel",
+            Self::Doppel { secured: false } => "Doppel (no auth, no encryption)",
             Self::VictoriaMetrics => "VictoriaMetrics",
             Self::InfluxDb => "InfluxDB",
         }
@@ -55,7 +61,7 @@ impl SystemKind {
     /// The executable a peer needs on `PATH`.
     pub fn program(self) -> Option<&'static str> {
         match self {
-            Self::Doppel => None,
+            Self::Doppel { .. } => None,
             Self::VictoriaMetrics => Some("victoria-metrics"),
             Self::InfluxDb => Some("influxd"),
         }
@@ -68,7 +74,8 @@ impl SystemKind {
 
     fn short(self) -> &'static str {
         match self {
-            Self::Doppel => "doppel",
+            Self::Doppel { secured: true } => "doppel",
+            Self::Doppel { secured: false } => "doppel-plain",
             Self::VictoriaMetrics => "vm",
             Self::InfluxDb => "influx",
         }
@@ -120,8 +127,10 @@ impl RunningSystem {
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("cannot create {}", data_dir.display()))?;
         let token = match kind {
-            SystemKind::Doppel => Some(crate::token::generate()?),
-            SystemKind::VictoriaMetrics | SystemKind::InfluxDb => None,
+            SystemKind::Doppel { secured: true } => Some(crate::token::generate()?),
+            SystemKind::Doppel { secured: false } | SystemKind::VictoriaMetrics | SystemKind::InfluxDb => {
+                None
+            }
         };
         let mut system = Self {
             kind,
@@ -144,7 +153,7 @@ impl RunningSystem {
         let listen = format!("127.0.0.1:{port}");
         let log = self.dir.path().join(format!("{}.log", self.kind.short()));
         let (mut command, probe) = match self.kind {
-            SystemKind::Doppel => {
+            SystemKind::Doppel { .. } => {
                 let exe =
                     std::env::current_exe().context("cannot find this executable to start `doppel serve`")?;
                 let mut command = Command::new(exe);
@@ -159,8 +168,15 @@ impl RunningSystem {
                     "DOPPEL_LISTEN",
                     "DOPPEL_NO_AUTH",
                     "DOPPEL_INSECURE",
+                    "DOPPEL_NO_ENCRYPTION",
+                    "DOPPEL_KEYRING",
+                    "DOPPEL_MASTER_KEY_FILE",
+                    "DOPPEL_MASTER_KEY",
                 ] {
                     command.env_remove(var);
+                }
+                if self.kind == (SystemKind::Doppel { secured: false }) {
+                    command.arg("--no-auth").arg("--no-encryption");
                 }
                 if let Some(token) = &self.token {
                     command.env(crate::serve::ADMIN_TOKEN_VARIABLE, token);
@@ -222,7 +238,7 @@ impl RunningSystem {
     /// Where line-protocol bodies go.
     pub fn write_url(&self) -> String {
         match self.kind {
-            SystemKind::Doppel => format!("{}/api/v2/write?bucket=bench&precision=ns", self.base_url),
+            SystemKind::Doppel { .. } => format!("{}/api/v2/write?bucket=bench&precision=ns", self.base_url),
             SystemKind::VictoriaMetrics => format!("{}/write?precision=ns", self.base_url),
             SystemKind::InfluxDb => format!("{}/write?db={INFLUX_DATABASE}&precision=ns", self.base_url),
         }
@@ -258,7 +274,7 @@ impl RunningSystem {
     ///   10 s idle) and waits until the directory stops changing.
     pub async fn settle(&mut self, client: &reqwest::Client) -> Result<String> {
         match self.kind {
-            SystemKind::Doppel => {
+            SystemKind::Doppel { .. } => {
                 if let Some(mut child) = self.child.take() {
                     let status = child.stop().await?;
                     if !status.success() {
@@ -268,7 +284,19 @@ impl RunningSystem {
                 let exe = std::env::current_exe()?;
                 let log = self.dir.path().join("compact.log");
                 let mut command = Command::new(exe);
-                command.arg("compact").arg("--data").arg(&self.data_dir).env_remove("DOPPEL_DATA");
+                command.arg("compact").arg("--data").arg(&self.data_dir);
+                for var in [
+                    "DOPPEL_DATA",
+                    "DOPPEL_NO_ENCRYPTION",
+                    "DOPPEL_KEYRING",
+                    "DOPPEL_MASTER_KEY_FILE",
+                    "DOPPEL_MASTER_KEY",
+                ] {
+                    command.env_remove(var);
+                }
+                if self.kind == (SystemKind::Doppel { secured: false }) {
+                    command.arg("--no-encryption");
+                }
                 let mut compact = ChildGuard::spawn("doppel compact", &mut command, &log)?;
                 let status = compact.wait_exit(Duration::from_millis(COMPACT_TIMEOUT_MS)).await?;
                 if !status.success() {
@@ -320,7 +348,7 @@ impl RunningSystem {
     ) -> reqwest::RequestBuilder {
         match self.kind {
             // Doppel keeps each twin's newest values as live state.
-            SystemKind::Doppel => {
+            SystemKind::Doppel { .. } => {
                 self.authorize(client.get(format!("{}/api/v1/twins/{twin}", self.base_url)))
             }
             SystemKind::VictoriaMetrics => client.get(format!("{}/api/v1/query", self.base_url)).query(&[
@@ -344,7 +372,7 @@ impl RunningSystem {
         to: Timestamp,
     ) -> reqwest::RequestBuilder {
         match self.kind {
-            SystemKind::Doppel => self.authorize(
+            SystemKind::Doppel { .. } => self.authorize(
                 client.get(format!("{}/api/v1/twins/{twin}/signals/{QUERY_SIGNAL}", self.base_url)).query(&[
                     ("from", from.as_nanos().to_string()),
                     ("to", to.as_nanos().to_string()),
@@ -381,7 +409,7 @@ impl RunningSystem {
         to: Timestamp,
     ) -> Result<u64> {
         match self.kind {
-            SystemKind::Doppel => {
+            SystemKind::Doppel { .. } => {
                 let mut total = 0u64;
                 for twin in twins {
                     let request = client
@@ -428,7 +456,7 @@ impl RunningSystem {
     /// would make a broken setup look good).
     pub fn answer_has_data(&self, body: &Json) -> bool {
         match self.kind {
-            SystemKind::Doppel => {
+            SystemKind::Doppel { .. } => {
                 let has_signal = body["signals"]
                     .as_array()
                     .is_some_and(|s| s.iter().any(|s| s["signal"].as_str() == Some(QUERY_SIGNAL)));
@@ -540,7 +568,8 @@ mod tests {
     fn peers_name_their_programs_and_doppel_is_always_installed() {
         assert_eq!(SystemKind::VictoriaMetrics.program(), Some("victoria-metrics"));
         assert_eq!(SystemKind::InfluxDb.program(), Some("influxd"));
-        assert!(SystemKind::Doppel.installed());
+        assert!(SystemKind::Doppel { secured: true }.installed());
+        assert!(SystemKind::Doppel { secured: false }.installed());
         assert!(find_on_path("definitely-not-a-program-doppel-bench").is_none());
     }
 }
