@@ -90,7 +90,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             .context("history generation panicked")??
     };
 
-    let privacy = open_privacy(&settings).await?;
+    let privacy = open_privacy(&settings, keyring.as_ref()).await?;
     let server_config = doppel_server::ServerConfig { auth, privacy, ..server_config(&settings) };
     let listen = server_config.listen;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

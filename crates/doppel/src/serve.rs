@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use doppel_auth::{AuthStore, Bootstrap};
-use doppel_crypto::{AUDIT_KEY, AUTH_KEY, Keyring};
+use doppel_crypto::{AUDIT_KEY, AUTH_KEY, Keyring, PRIVACY_KEY};
 use doppel_engine::{Engine, EngineConfig};
 use doppel_model::{ModelRegistry, Timestamp};
 use doppel_server::{Auth, Privacy, ServerConfig};
@@ -47,7 +47,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if !auth.is_enabled() {
         tracing::warn!("authentication is off: every request may read and change every twin");
     }
-    let privacy = open_privacy(&settings).await?;
+    let privacy = open_privacy(&settings, keyring.as_ref()).await?;
     let audit_key = keyring.as_ref().map(|keyring| reserved_key(keyring, AUDIT_KEY)).transpose()?;
     let audit = crate::audit::open_log(&settings.data, audit_key).await?;
     let config = ServerConfig { auth, privacy, audit: Some(audit.clone()), ..server_config(&settings) };
@@ -147,14 +147,26 @@ pub async fn open_auth(
 
 /// Loads the pseudonym secret (made on the first start) and the analysts'
 /// privacy budgets from the data directory, off the async workers.
-pub async fn open_privacy(settings: &Settings) -> anyhow::Result<Privacy> {
+pub async fn open_privacy(settings: &Settings, keyring: Option<&Arc<Keyring>>) -> anyhow::Result<Privacy> {
     let dir = settings.data.join(PRIVACY_DIR);
     let config = settings.privacy.clone();
     let shown = dir.clone();
-    tokio::task::spawn_blocking(move || Privacy::open(&dir, &config))
-        .await
-        .context("loading the privacy state panicked")?
-        .with_context(|| format!("cannot load the privacy state in {}", shown.display()))
+    // With encryption at rest the pseudonym secret is derived from a key
+    // in the keyring, so no file in the data directory holds it.
+    let sealed = match keyring {
+        Some(keyring) if config.pseudonym_key_file.is_none() => {
+            let secret = reserved_key(keyring, PRIVACY_KEY)?.derive(b"pseudonyms");
+            Some(doppel_privacy::PseudonymKey::from_bytes(*secret))
+        }
+        _ => None,
+    };
+    tokio::task::spawn_blocking(move || match sealed {
+        Some(key) => Privacy::open_with_key(&dir, &config, key),
+        None => Privacy::open(&dir, &config),
+    })
+    .await
+    .context("loading the privacy state panicked")?
+    .with_context(|| format!("cannot load the privacy state in {}", shown.display()))
 }
 
 /// The one time a generated admin token is shown: boxed, on stderr, so it

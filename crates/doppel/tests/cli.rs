@@ -844,6 +844,10 @@ async fn a_served_data_directory_holds_no_twin_id_property_device_or_token_owner
     let data = f.dir.path().join("data");
     let keyring = f.dir.path().join("data.keys");
     assert!(keyring.is_dir(), "the keyring lives beside the data directory, not in it");
+    assert!(
+        !data.join("privacy").join("pseudonym.key").exists(),
+        "the pseudonym secret is derived from the keyring"
+    );
     let needles: [&[u8]; 6] = [
         b"patient-5e1f0c",
         b"rare-condition-xq",

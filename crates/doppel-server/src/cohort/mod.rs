@@ -78,7 +78,16 @@ impl Privacy {
     /// saved before its answer is released.
     pub fn open(dir: &Path, config: &PrivacyConfig) -> Result<Self, PrivacyError> {
         let key_file = config.pseudonym_key_file.clone().unwrap_or_else(|| dir.join(PSEUDONYM_KEY_FILE));
-        let key = PseudonymKey::open(&key_file)?;
+        Self::open_with_key(dir, config, PseudonymKey::open(&key_file)?)
+    }
+
+    /// Like [`Privacy::open`], with a pseudonym secret kept elsewhere (in
+    /// the keyring, when encryption at rest is on) instead of in a file.
+    pub fn open_with_key(
+        dir: &Path,
+        config: &PrivacyConfig,
+        key: PseudonymKey,
+    ) -> Result<Self, PrivacyError> {
         let store = BudgetStore::new(dir);
         let ledger = store.load()?;
         Ok(Self::build(key, config.epsilon_budget, Some(store), ledger))
