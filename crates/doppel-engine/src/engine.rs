@@ -300,25 +300,33 @@ impl Engine {
     /// of `batch.series[i]`'s signal.
     fn apply_live(&self, batch: &Batch, signal_ids: &[u16], models: &HashMap<TwinId, Arc<ModelDef>>) {
         let publishing = self.bus.receiver_count() > 0;
+        let mut first = 0;
+        for run in batch.series.chunk_by(|a, b| a.key.twin == b.key.twin) {
+            let Some(ids) = signal_ids.get(first..first + run.len()) else { break };
+            first += run.len();
+            let twin = &run[0].key.twin;
+            let mut shard = self.twins.shard(twin).write();
+            let Some(live) = shard.get_mut(twin) else { continue };
+            live.add_signals(ids.iter().copied().zip(run.iter().map(|series| &series.key.signal)));
+            for (series, &id) in run.iter().zip(ids) {
+                live.apply(id, &series.key.signal, series.samples.iter().map(|s| (s.time, s.value.get())));
+            }
+        }
+        if !publishing {
+            return;
+        }
         let mut updates: HashMap<&TwinId, Vec<PointUpdate>> = HashMap::new();
-        for (series, &id) in batch.series.iter().zip(signal_ids) {
+        for series in &batch.series {
             let key = &series.key;
-            {
-                let mut shard = self.twins.shard(&key.twin).write();
-                let Some(twin) = shard.get_mut(&key.twin) else { continue };
-                twin.apply(id, &key.signal, series.samples.iter().map(|s| (s.time, s.value.get())));
-            }
-            if publishing {
-                let model = models.get(&key.twin);
-                let list = updates.entry(&key.twin).or_default();
-                list.extend(series.samples.iter().map(|sample| PointUpdate {
-                    signal: key.signal.clone(),
-                    provenance: key.provenance.clone(),
-                    time: sample.time,
-                    value: sample.value.get(),
-                    label: model.and_then(|m| m.label(&key.signal, sample.value)).map(str::to_owned),
-                }));
-            }
+            let model = models.get(&key.twin);
+            let list = updates.entry(&key.twin).or_default();
+            list.extend(series.samples.iter().map(|sample| PointUpdate {
+                signal: key.signal.clone(),
+                provenance: key.provenance.clone(),
+                time: sample.time,
+                value: sample.value.get(),
+                label: model.and_then(|m| m.label(&key.signal, sample.value)).map(str::to_owned),
+            }));
         }
         for (twin, points) in updates {
             self.publish(twin, EventKind::Points, EventBody::Points { points });

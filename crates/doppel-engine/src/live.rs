@@ -96,33 +96,6 @@ impl LiveSignal {
     }
 }
 
-/// Adds an empty signal at `index` of `signals` with `windows` rings
-/// appended to `rings`; returns `index`.
-fn insert_signal(
-    signals: &mut Box<[LiveSignal]>,
-    rings: &mut Box<[WindowRing]>,
-    index: usize,
-    id: u16,
-    windows: usize,
-) -> usize {
-    let first_window = match u16::try_from(rings.len() + windows) {
-        Ok(end) if end < NO_WINDOWS => rings.len() as u16,
-        _ => NO_WINDOWS,
-    };
-    let mut grown = std::mem::take(signals).into_vec();
-    grown.insert(
-        index,
-        LiveSignal { last_time: i64::MIN, last_value: 0.0, reference: 0.0, signal: id, first_window },
-    );
-    *signals = grown.into_boxed_slice();
-    if windows > 0 && first_window != NO_WINDOWS {
-        let mut grown = std::mem::take(rings).into_vec();
-        grown.resize(grown.len() + windows, WindowRing::default());
-        *rings = grown.into_boxed_slice();
-    }
-    index
-}
-
 /// A signal's present as callers see it.
 pub(crate) struct SignalSnapshot {
     pub last_time: Timestamp,
@@ -150,15 +123,64 @@ impl LiveTwin {
         self.signals.len()
     }
 
+    /// Gives the signals among `wanted` (id and name) that have no live
+    /// state yet an empty one, growing the signal and ring arrays once. A
+    /// batch usually brings several new signals of a twin at once; growing
+    /// the arrays signal by signal would leave a trail of freed smaller
+    /// copies that the allocator keeps resident.
+    pub fn add_signals<'a>(&mut self, wanted: impl IntoIterator<Item = (u16, &'a SignalName)>) {
+        let mut missing: Vec<(u16, &SignalName)> = wanted
+            .into_iter()
+            .filter(|(id, _)| self.signals.binary_search_by_key(id, |s| s.signal).is_err())
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        missing.sort_unstable_by_key(|(id, _)| *id);
+        missing.dedup_by_key(|(id, _)| *id);
+        let mut signals = Vec::with_capacity(self.signals.len() + missing.len());
+        signals.extend_from_slice(&self.signals);
+        let mut ring_count = self.rings.len();
+        for (id, name) in missing {
+            let windows = self.model.windows_for(name).len();
+            let first_window = match u16::try_from(ring_count + windows) {
+                Ok(end) if end < NO_WINDOWS => ring_count as u16,
+                _ => NO_WINDOWS,
+            };
+            if first_window != NO_WINDOWS {
+                ring_count += windows;
+            }
+            signals.push(LiveSignal {
+                last_time: i64::MIN,
+                last_value: 0.0,
+                reference: 0.0,
+                signal: id,
+                first_window,
+            });
+        }
+        signals.sort_unstable_by_key(|s| s.signal);
+        self.signals = signals.into_boxed_slice();
+        if ring_count > self.rings.len() {
+            let mut rings = Vec::with_capacity(ring_count);
+            rings.extend_from_slice(&self.rings);
+            rings.resize(ring_count, WindowRing::default());
+            self.rings = rings.into_boxed_slice();
+        }
+    }
+
     /// Applies the points of one series of `name` (id `id`); the order of
     /// application does not matter.
     pub fn apply(&mut self, id: u16, name: &SignalName, points: impl Iterator<Item = (Timestamp, f64)>) {
+        let index = match self.signals.binary_search_by_key(&id, |s| s.signal) {
+            Ok(index) => index,
+            Err(_) => {
+                self.add_signals([(id, name)]);
+                let Ok(index) = self.signals.binary_search_by_key(&id, |s| s.signal) else { return };
+                index
+            }
+        };
         let Self { model, signals, rings } = self;
         let spans = model.windows_for(name);
-        let index = match signals.binary_search_by_key(&id, |s| s.signal) {
-            Ok(index) => index,
-            Err(index) => insert_signal(signals, rings, index, id, spans.len()),
-        };
         let signal = &mut signals[index];
         let rings = &mut rings[signal.rings(spans.len())];
         for (time, value) in points {
@@ -265,5 +287,49 @@ mod tests {
         let err = ids.id(&SignalName::new("one_too_many").unwrap()).unwrap_err();
         assert!(err.contains("one_too_many") && err.contains("65535"), "{err}");
         assert_eq!(ids.id(&hr), Ok(0), "known names still resolve at the limit");
+    }
+
+    /// A signal's name, newest time, newest value and windows.
+    type SignalState = (String, Timestamp, f64, Vec<(Span, WindowSummary)>);
+
+    /// Every signal's state, to compare two twins' live state.
+    fn state(twin: &LiveTwin, ids: &SignalIds) -> Vec<SignalState> {
+        twin.snapshot(ids)
+            .into_iter()
+            .map(|(name, s)| (name.to_string(), s.last_time, s.last_value, s.windows))
+            .collect()
+    }
+
+    #[test]
+    fn signals_added_together_keep_the_same_state_as_one_by_one() {
+        let model = Arc::new(ModelDef::person());
+        let ids = SignalIds::default();
+        let names: Vec<SignalName> = ["steps", "heart_rate", "spo2", "heart_rate"]
+            .iter()
+            .map(|n| SignalName::new(n).unwrap())
+            .collect();
+        let keyed: Vec<(u16, &SignalName)> = names.iter().map(|n| (ids.id(n).unwrap(), n)).collect();
+        let points = |i: usize| {
+            (0..5).map(move |k| (Timestamp::from_secs(60 * k + i as i64), 60.0 + (k as f64) + i as f64))
+        };
+        let mut one_by_one = LiveTwin::new(model.clone());
+        let mut together = LiveTwin::new(model.clone());
+        together.add_signals(keyed.iter().copied());
+        assert_eq!(together.signal_count(), 3, "a signal named twice is added once");
+        for (i, &(id, name)) in keyed.iter().enumerate() {
+            one_by_one.apply(id, name, points(i));
+            together.apply(id, name, points(i));
+        }
+        assert_eq!(together.signal_count(), 3);
+        assert_eq!(state(&together, &ids), state(&one_by_one, &ids));
+        let rings = |twin: &LiveTwin| twin.rings.len();
+        assert_eq!(rings(&together), rings(&one_by_one));
+        assert!(rings(&together) > 0, "the person model keeps windows for these signals");
+
+        let hrv = SignalName::new("hrv_rmssd").unwrap();
+        let hrv_id = ids.id(&hrv).unwrap();
+        together.add_signals([(hrv_id, &hrv), keyed[0]]);
+        assert_eq!(together.signal_count(), 4, "only the new signal is added");
+        assert_eq!(state(&together, &ids), state(&one_by_one, &ids), "existing state is kept");
     }
 }

@@ -13,7 +13,7 @@
 //! each twin's record being its JSON sealed under its own key. A twin whose
 //! key was destroyed cannot be read back: it is left out when loading.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::StoreError;
 use crate::codec::{DecodeError, Reader, put_bytes, put_uvarint};
 use crate::sealing::{Role, Sealing};
+use crate::twin_entries::{TwinEntries, TwinRecordRef};
 use crate::wal::sync_dir;
 
 /// A twin as the catalog keeps it: identity, model and slow-changing
@@ -56,7 +57,7 @@ struct Snapshot {
 /// removed, so data deleted once can never come back.
 #[derive(Default)]
 pub(crate) struct Catalog {
-    pub twins: BTreeMap<TwinId, TwinRecord>,
+    pub twins: TwinEntries,
     pub tombstones: HashMap<TwinId, u64>,
     /// Each twin's number, in a sealed store only: it names the twin's
     /// data key.
@@ -72,7 +73,7 @@ pub(crate) struct Catalog {
 
 impl Catalog {
     pub(crate) fn upsert(&mut self, twin: TwinRecord) {
-        self.twins.insert(twin.id.clone(), twin);
+        self.twins.upsert(twin);
         self.version += 1;
     }
 
@@ -91,7 +92,7 @@ impl Catalog {
     /// the twin was in the catalog.
     pub(crate) fn delete(&mut self, id: &TwinId, watermark: u64) -> bool {
         self.numbers.remove(id);
-        let existed = self.twins.remove(id).is_some();
+        let existed = self.twins.remove(id);
         let mark = self.tombstones.entry(id.clone()).or_insert(0);
         *mark = (*mark).max(watermark);
         self.version += 1;
@@ -116,9 +117,9 @@ impl Catalog {
             put_uvarint(&mut body, *watermark);
         }
         let mut sealed = Vec::with_capacity(self.twins.len());
-        for twin in self.twins.values() {
-            let Some(key) = self.numbers.get(&twin.id).and_then(|&n| sealing.twin_key(n)) else { continue };
-            let json = serde_json::to_vec(twin).map_err(|e| StoreError::Corrupt {
+        for twin in self.twins.iter() {
+            let Some(key) = self.numbers.get(twin.id).and_then(|&n| sealing.twin_key(n)) else { continue };
+            let json = serde_json::to_vec(&twin).map_err(|e| StoreError::Corrupt {
                 path: SNAPSHOT_FILE.into(),
                 offset: 0,
                 reason: format!("twin {} does not serialise: {e}", twin.id),
@@ -137,7 +138,7 @@ impl Catalog {
 
     fn snapshot_bytes(&self) -> Result<Vec<u8>, StoreError> {
         let snapshot = SnapshotRef {
-            twins: self.twins.values().collect(),
+            twins: self.twins.iter().collect(),
             tombstones: self.tombstones.iter().map(|(k, v)| (k, *v)).collect(),
         };
         let json = serde_json::to_vec(&snapshot).map_err(|e| StoreError::Corrupt {
@@ -192,11 +193,11 @@ impl Catalog {
             offset: 20 + e.column() as u64,
             reason: e.to_string(),
         })?;
-        Ok(Self {
-            twins: snapshot.twins.into_iter().map(|t| (t.id.clone(), t)).collect(),
-            tombstones: snapshot.tombstones.into_iter().collect(),
-            ..Self::default()
-        })
+        let mut catalog = Self { tombstones: snapshot.tombstones.into_iter().collect(), ..Self::default() };
+        for twin in snapshot.twins {
+            catalog.twins.upsert(twin);
+        }
+        Ok(catalog)
     }
 }
 
@@ -221,7 +222,7 @@ impl Catalog {
             let twin: TwinRecord = serde_json::from_slice(&json)
                 .map_err(|e| DecodeError { offset: at, reason: format!("twin record: {e}") })?;
             catalog.numbers.insert(twin.id.clone(), number);
-            catalog.twins.insert(twin.id.clone(), twin);
+            catalog.twins.upsert(twin);
         }
         if !r.is_empty() {
             return r.fail("trailing bytes after the catalog");
@@ -232,7 +233,7 @@ impl Catalog {
 
 #[derive(Serialize)]
 struct SnapshotRef<'a> {
-    twins: Vec<&'a TwinRecord>,
+    twins: Vec<TwinRecordRef<'a>>,
     tombstones: Vec<(&'a TwinId, u64)>,
 }
 

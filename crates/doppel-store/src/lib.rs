@@ -78,6 +78,7 @@ mod registry;
 mod sealing;
 mod segment;
 mod store;
+mod twin_entries;
 mod wal;
 
 pub use catalog::TwinRecord;

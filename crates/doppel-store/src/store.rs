@@ -3,7 +3,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::File;
-use std::ops::{Bound, ControlFlow};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -175,22 +175,13 @@ impl Store {
 
     /// A twin's catalog record.
     pub fn twin(&self, id: &TwinId) -> Option<TwinRecord> {
-        self.inner.catalog.read().twins.get(id).cloned()
+        self.inner.catalog.read().twins.get(id)
     }
 
     /// Up to `limit` twins with ids after `after`, sorted by id, optionally
     /// only those of `model`: a page of the catalog.
     pub fn twins(&self, after: Option<&TwinId>, limit: usize, model: Option<&str>) -> Vec<TwinRecord> {
-        let catalog = self.inner.catalog.read();
-        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
-        catalog
-            .twins
-            .range::<TwinId, _>((lower, Bound::Unbounded))
-            .map(|(_, t)| t)
-            .filter(|t| model.is_none_or(|m| t.model == m))
-            .take(limit)
-            .cloned()
-            .collect()
+        self.inner.catalog.read().twins.page(after, limit, model)
     }
 
     /// Twins in the catalog.
@@ -414,9 +405,12 @@ impl Inner {
             catalog.next_number = catalog.next_number.max(floor).max(doppel_crypto::RESERVED_NUMBERS);
         }
         let unnumbered: Vec<TwinRecord> = match &sealing {
-            Some(_) => {
-                catalog.twins.values().filter(|t| !catalog.numbers.contains_key(&t.id)).cloned().collect()
-            }
+            Some(_) => catalog
+                .twins
+                .iter()
+                .filter(|t| !catalog.numbers.contains_key(t.id))
+                .map(|t| t.to_record())
+                .collect(),
             None => Vec::new(),
         };
         let inner = Self {
@@ -580,7 +574,7 @@ impl Inner {
     fn delete_twin(&self, id: &TwinId) -> Result<bool, StoreError> {
         let _gate = self.gate.write();
         let view = self.view.read().clone();
-        let existed = self.catalog.read().twins.contains_key(id)
+        let existed = self.catalog.read().twins.contains(id)
             || !self.twin_keys(&view, id, self.tombstone(id))?.is_empty();
         if !existed {
             return Ok(false);
