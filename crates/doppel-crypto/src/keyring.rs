@@ -28,7 +28,7 @@ use crate::seal::{open_with, seal_with};
 use crate::{CryptoError, DataKey, KeyId, MasterKey};
 
 /// Number of shard files; a power of two so a number's shard is its low byte.
-const SHARDS: usize = 256;
+const SHARDS: usize = crate::KEYRING_SHARDS as usize;
 const MAGIC: &[u8; 8] = b"DPLKEY01";
 const HEADER_BYTES: usize = 16;
 const ENTRY_BYTES: usize = 8 + KEY_BYTES;

@@ -35,6 +35,11 @@ pub use key::{KeyId, MasterKey, MasterKeySource};
 pub use keyring::Keyring;
 pub use seal::{DataKey, SEAL_OVERHEAD};
 
+/// Shard files of a keyring: a key's shard is its number modulo this, so
+/// keys whose numbers are this far apart are created or destroyed with one
+/// shard rewrite.
+pub const KEYRING_SHARDS: u64 = 256;
+
 /// Keyring numbers below this are Doppel's own keys, never a twin's: what
 /// belongs to no single twin (the store's index pages and catalog, the
 /// auth state, the audit log) is sealed under one of them, so it is as

@@ -38,6 +38,10 @@ const COMPACT_AFTER_SEGMENTS: usize = 8;
 const MAINTENANCE_TICK: Duration = Duration::from_secs(1);
 /// How often retention is applied (by a compaction) when a policy is set.
 const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
+/// Twin keys created together, in one keyring shard, ahead of the twins
+/// that will use them: creating a twin in a sealed store otherwise costs a
+/// shard rewrite with two fsyncs of its own.
+const KEY_RESERVE: u64 = 64;
 /// Largest WAL record buffer a writer thread keeps for its next write:
 /// big enough for batches of ~100k points, small enough that a one-off
 /// huge batch does not pin its memory for the thread's life.
@@ -104,6 +108,9 @@ struct Inner {
     /// Serialises twin creation in a sealed store, so that a twin is never
     /// given two numbers.
     numbering: Mutex<()>,
+    /// Twin numbers whose keys exist but are not assigned yet, handed out
+    /// lowest first.
+    key_reserve: Mutex<Vec<u64>>,
     /// Next segment order / id to hand out; every order below it is taken.
     next_seq: AtomicU64,
     /// Serialises flush and compaction.
@@ -422,6 +429,7 @@ impl Inner {
             catalog: RwLock::new(catalog),
             sealing,
             numbering: Mutex::new(()),
+            key_reserve: Mutex::new(Vec::new()),
             next_seq: AtomicU64::new(next_seq + 1),
             maintenance: Mutex::new(()),
             retention: RwLock::new(retention),
@@ -527,40 +535,50 @@ impl Inner {
     fn number_twins(&self, twins: &[TwinRecord]) -> Result<Vec<Option<TwinKey>>, StoreError> {
         let Some(sealing) = &self.sealing else { return Ok(vec![None; twins.len()]) };
         let mut numbers = Vec::with_capacity(twins.len());
-        let mut new = Vec::new();
-        {
-            let catalog = self.catalog.read();
-            let mut next = catalog.next_number;
-            let mut fresh: HashMap<&TwinId, u64> = HashMap::new();
-            for twin in twins {
-                let number = match catalog.numbers.get(&twin.id).or_else(|| fresh.get(&twin.id)) {
-                    Some(&number) => number,
-                    None => {
-                        let number = next;
-                        next += 1;
-                        fresh.insert(&twin.id, number);
-                        new.push(number);
-                        number
+        let mut fresh: HashMap<&TwinId, u64> = HashMap::new();
+        let mut reserve = self.key_reserve.lock();
+        for twin in twins {
+            let known = self.catalog.read().numbers.get(&twin.id).copied();
+            let number = match known.or_else(|| fresh.get(&twin.id).copied()) {
+                Some(number) => number,
+                None => {
+                    if reserve.is_empty() {
+                        self.refill_key_reserve(sealing, &mut reserve)?;
                     }
-                };
-                numbers.push(number);
-            }
-        }
-        sealing.keyring().create_many(&new).map_err(StoreError::Keyring)?;
-        if let Some(&highest) = new.last() {
-            self.catalog.write().saw_number(highest);
+                    let number =
+                        reserve.pop().ok_or_else(|| StoreError::UnknownTwin { twin: twin.id.to_string() })?;
+                    fresh.insert(&twin.id, number);
+                    number
+                }
+            };
+            numbers.push(number);
         }
         numbers
             .into_iter()
-            .map(|number| {
-                sealing.twin_key(number).map(Some).ok_or_else(|| {
-                    let twin = twins.iter().zip(&new).find(|(_, n)| **n == number);
-                    StoreError::UnknownTwin {
-                        twin: twin.map_or_else(|| number.to_string(), |(t, _)| t.id.to_string()),
-                    }
-                })
+            .zip(twins)
+            .map(|(number, twin)| {
+                sealing
+                    .twin_key(number)
+                    .map(Some)
+                    .ok_or_else(|| StoreError::UnknownTwin { twin: twin.id.to_string() })
             })
             .collect()
+    }
+
+    /// Creates the keys of [`KEY_RESERVE`] new twin numbers that share one
+    /// keyring shard (`n`, `n + 256`, ...), so that one shard rewrite and
+    /// its fsyncs pay for that many twin creations instead of one. Numbers
+    /// of a reserve left unused by a restart are skipped for good: numbers
+    /// only grow, above every number the keyring holds.
+    fn refill_key_reserve(&self, sealing: &Sealing, reserve: &mut Vec<u64>) -> Result<(), StoreError> {
+        let base = self.catalog.read().next_number;
+        let numbers: Vec<u64> = (0..KEY_RESERVE).map(|i| base + i * doppel_crypto::KEYRING_SHARDS).collect();
+        sealing.keyring().create_many(&numbers).map_err(StoreError::Keyring)?;
+        if let Some(&highest) = numbers.last() {
+            self.catalog.write().saw_number(highest);
+        }
+        reserve.extend(numbers.into_iter().rev());
+        Ok(())
     }
 
     /// The key to open `twin`'s sealed data with; `None` in a plain store,

@@ -193,3 +193,25 @@ fn a_write_for_a_twin_never_created_is_refused_in_a_sealed_store() {
     let err = store.write(&batch(&key("nobody", "heart_rate", None), &[(1, 60.0)])).err().unwrap();
     assert!(matches!(err, StoreError::UnknownTwin { .. }), "{err}");
 }
+
+#[test]
+fn twins_created_one_by_one_share_keyring_writes_and_numbers_survive_a_restart() {
+    let (data, keys) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let shard_files = || std::fs::read_dir(keys.path()).unwrap().count();
+    {
+        let store = open(data.path(), Some(sealing(keys.path(), MASTER))).unwrap();
+        let before = shard_files();
+        for i in 0..10 {
+            store.put_twin(&twin(&format!("t{i}"), "x")).unwrap();
+            store.write(&batch(&key(&format!("t{i}"), "heart_rate", None), &[(1, f64::from(i))])).unwrap();
+        }
+        assert_eq!(shard_files(), before + 1, "ten new twins took their keys from one reserved shard");
+    }
+    let store = open(data.path(), Some(sealing(keys.path(), MASTER))).unwrap();
+    store.put_twin(&twin("late", "x")).unwrap();
+    store.write(&batch(&key("late", "heart_rate", None), &[(1, 99.0)])).unwrap();
+    for i in 0..10 {
+        assert_eq!(pairs(&store, &key(&format!("t{i}"), "heart_rate", None)), vec![(1, f64::from(i))]);
+    }
+    assert_eq!(pairs(&store, &key("late", "heart_rate", None)), vec![(1, 99.0)]);
+}
