@@ -166,19 +166,8 @@ pub(crate) fn parse_range(
     to: Option<&str>,
     now: Timestamp,
 ) -> Result<(Timestamp, Timestamp), ApiError> {
-    let time = |name: &'static str, text: Option<&str>| -> Result<Option<Timestamp>, ApiError> {
-        match text.filter(|t| !t.is_empty()) {
-            None => Ok(None),
-            Some(text) => Timestamp::parse(text).map(Some).ok_or_else(|| {
-                invalid(
-                    name,
-                    format!("{text:?} is neither RFC 3339 (2024-03-01T12:00:00Z) nor integer nanoseconds"),
-                )
-            }),
-        }
-    };
-    let to = time("to", to)?.unwrap_or(now);
-    let from = time("from", from)?.unwrap_or(to.add_nanos(-DEFAULT_RANGE_NANOS));
+    let to = time_parameter("to", to)?.unwrap_or(now);
+    let from = time_parameter("from", from)?.unwrap_or(to.add_nanos(-DEFAULT_RANGE_NANOS));
     if from >= to {
         return Err(invalid("from", format!("from ({from}) must be before to ({to})")));
     }

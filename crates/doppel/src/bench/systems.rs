@@ -31,6 +31,23 @@ const COMPACT_TIMEOUT_MS: u64 = 600_000;
 /// Interval between size probes while settling.
 const SETTLE_POLL_MS: u64 = 1_000;
 
+/// The environment variables `serve` and `compact` read settings from:
+/// removed for the processes the benchmark starts, so that they run with
+/// defaults whatever the caller's environment configures.
+const SETTINGS_VARIABLES: [&str; 11] = [
+    "DOPPEL_CONFIG",
+    "DOPPEL_STRICT",
+    "DOPPEL_MODELS",
+    "DOPPEL_DATA",
+    "DOPPEL_LISTEN",
+    "DOPPEL_NO_AUTH",
+    "DOPPEL_INSECURE",
+    "DOPPEL_NO_ENCRYPTION",
+    "DOPPEL_KEYRING",
+    "DOPPEL_MASTER_KEY_FILE",
+    "DOPPEL_MASTER_KEY",
+];
+
 /// A system the benchmark can run.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum SystemKind {
@@ -160,19 +177,7 @@ impl RunningSystem {
                 command.arg("serve").arg("--data").arg(&self.data_dir).arg("--listen").arg(&listen);
                 // The benchmarked server runs with defaults, whatever the
                 // caller's environment configures.
-                for var in [
-                    "DOPPEL_CONFIG",
-                    "DOPPEL_STRICT",
-                    "DOPPEL_MODELS",
-                    "DOPPEL_DATA",
-                    "DOPPEL_LISTEN",
-                    "DOPPEL_NO_AUTH",
-                    "DOPPEL_INSECURE",
-                    "DOPPEL_NO_ENCRYPTION",
-                    "DOPPEL_KEYRING",
-                    "DOPPEL_MASTER_KEY_FILE",
-                    "DOPPEL_MASTER_KEY",
-                ] {
+                for var in SETTINGS_VARIABLES {
                     command.env_remove(var);
                 }
                 if self.kind == (SystemKind::Doppel { secured: false }) {
@@ -285,13 +290,7 @@ impl RunningSystem {
                 let log = self.dir.path().join("compact.log");
                 let mut command = Command::new(exe);
                 command.arg("compact").arg("--data").arg(&self.data_dir);
-                for var in [
-                    "DOPPEL_DATA",
-                    "DOPPEL_NO_ENCRYPTION",
-                    "DOPPEL_KEYRING",
-                    "DOPPEL_MASTER_KEY_FILE",
-                    "DOPPEL_MASTER_KEY",
-                ] {
+                for var in SETTINGS_VARIABLES {
                     command.env_remove(var);
                 }
                 if self.kind == (SystemKind::Doppel { secured: false }) {
