@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::bench::BenchCommand;
@@ -89,7 +90,7 @@ pub struct ServeArgs {
     #[arg(long, env = "DOPPEL_CONFIG")]
     pub config: Option<PathBuf>,
     /// Reject writes to twins that were not created first.
-    #[arg(long, env = "DOPPEL_STRICT")]
+    #[arg(long, env = "DOPPEL_STRICT", value_parser = BoolishValueParser::new())]
     pub strict: bool,
     /// Directory of extra model definitions (*.toml, *.json).
     #[arg(long, env = "DOPPEL_MODELS")]
@@ -109,11 +110,11 @@ pub struct ServeArgs {
     pub tls_client_auth: Option<ClientAuthMode>,
     /// Serve without authentication: every request may do everything.
     /// Refused on a non-loopback address unless --insecure is given too.
-    #[arg(long, env = "DOPPEL_NO_AUTH")]
+    #[arg(long, env = "DOPPEL_NO_AUTH", value_parser = BoolishValueParser::new())]
     pub no_auth: bool,
     /// Allow --no-auth on a non-loopback address (when a proxy in front
     /// authenticates every request).
-    #[arg(long, env = "DOPPEL_INSECURE")]
+    #[arg(long, env = "DOPPEL_INSECURE", value_parser = BoolishValueParser::new())]
     pub insecure: bool,
     /// Keyring directory for encryption at rest [default: <data>.keys].
     #[arg(long, env = "DOPPEL_KEYRING")]
@@ -123,7 +124,7 @@ pub struct ServeArgs {
     #[arg(long, env = "DOPPEL_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
     /// Write plain files: no encryption at rest.
-    #[arg(long, env = "DOPPEL_NO_ENCRYPTION")]
+    #[arg(long, env = "DOPPEL_NO_ENCRYPTION", value_parser = BoolishValueParser::new())]
     pub no_encryption: bool,
 }
 
@@ -437,6 +438,6 @@ pub struct CompactArgs {
     #[arg(long, env = "DOPPEL_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
     /// The store is not encrypted.
-    #[arg(long, env = "DOPPEL_NO_ENCRYPTION")]
+    #[arg(long, env = "DOPPEL_NO_ENCRYPTION", value_parser = BoolishValueParser::new())]
     pub no_encryption: bool,
 }

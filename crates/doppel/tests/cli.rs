@@ -917,3 +917,18 @@ async fn audit_list_shows_what_was_done_and_verify_vouches_for_the_chain_until_t
     assert!(!missing.success);
     assert!(missing.stderr.contains("holds no audit log"), "{}", missing.stderr);
 }
+
+#[test]
+fn switch_variables_accept_the_usual_spellings_of_yes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("nowhere");
+    for value in ["1", "true", "yes", "on"] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_doppel"))
+            .args(["compact", "--data", path_str(&missing)])
+            .env("DOPPEL_NO_ENCRYPTION", value)
+            .output()
+            .expect("run doppel");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("is not a data directory"), "DOPPEL_NO_ENCRYPTION={value}: {stderr}");
+    }
+}
