@@ -46,6 +46,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         Some(temp) => temp.path().join("keys"),
         None => crate::encryption::default_keyring(&data),
     };
+    // A throwaway demo gets a throwaway master key of its own; a demo on a
+    // kept data directory gets what `serve` would (and its warning).
+    let master_key = match &temp {
+        Some(temp) => {
+            let path = temp.path().join("master.key");
+            crate::encryption::write_new_master_key(&path)?;
+            Some(doppel_crypto::MasterKeySource::File(path))
+        }
+        None => None,
+    };
     let settings = Settings {
         data: data.clone(),
         listen: args.listen,
@@ -58,7 +68,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         auth: doppel_server::AuthConfig::default(),
         privacy: doppel_server::PrivacyConfig::default(),
         insecure: false,
-        encryption: Some(EncryptionSettings { keyring: keyring_dir, master: None, previous: Vec::new() }),
+        encryption: Some(EncryptionSettings {
+            keyring: keyring_dir,
+            master: master_key,
+            previous: Vec::new(),
+        }),
     };
     let keyring = open_keyring(&settings).await?;
     let engine = open_engine(&settings, keyring.as_ref()).await?;

@@ -125,16 +125,7 @@ impl EncryptionSettings {
         if path.exists() {
             return Ok(());
         }
-        {
-            use std::os::unix::fs::DirBuilderExt;
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&self.keyring)
-                .with_context(|| format!("cannot create the keyring directory {}", self.keyring.display()))?;
-        }
-        let key = MasterKey::generate()?;
-        write_private(&path, key.to_base64().as_bytes())?;
+        write_new_master_key(&path)?;
         tracing::warn!(
             file = %path.display(),
             "generated a master key for encryption at rest beside the keyring; for production keep it elsewhere \
@@ -142,6 +133,21 @@ impl EncryptionSettings {
         );
         Ok(())
     }
+}
+
+/// Writes a fresh master key as base64 text to a new file readable by its
+/// owner only, creating its directory (mode 0700) first.
+pub fn write_new_master_key(path: &Path) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create the directory of {}", path.display()))?;
+    }
+    let key = MasterKey::generate()?;
+    write_private(path, key.to_base64().as_bytes())
 }
 
 /// `<data>.keys`, beside the data directory.
