@@ -105,11 +105,9 @@ struct Inner {
     catalog: RwLock<Catalog>,
     /// The keys everything is sealed under, when encryption at rest is on.
     sealing: Option<Arc<Sealing>>,
-    /// Serialises twin creation in a sealed store, so that a twin is never
-    /// given two numbers.
-    numbering: Mutex<()>,
     /// Twin numbers whose keys exist but are not assigned yet, handed out
-    /// lowest first.
+    /// lowest first. Held through a whole twin creation in a sealed store,
+    /// so that a twin is never given two numbers.
     key_reserve: Mutex<Vec<u64>>,
     /// Next segment order / id to hand out; every order below it is taken.
     next_seq: AtomicU64,
@@ -428,7 +426,6 @@ impl Inner {
             registry,
             catalog: RwLock::new(catalog),
             sealing,
-            numbering: Mutex::new(()),
             key_reserve: Mutex::new(Vec::new()),
             next_seq: AtomicU64::new(next_seq + 1),
             maintenance: Mutex::new(()),
@@ -499,8 +496,11 @@ impl Inner {
     }
 
     fn put_twins(&self, twins: &[TwinRecord]) -> Result<(), StoreError> {
-        let _numbering = self.sealing.as_ref().map(|_| self.numbering.lock());
-        let numbers = self.number_twins(twins)?;
+        let mut reserve = self.sealing.as_ref().map(|_| self.key_reserve.lock());
+        let numbers = match reserve.as_deref_mut() {
+            Some(reserve) => self.number_twins(twins, reserve)?,
+            None => vec![None; twins.len()],
+        };
         let records = twins
             .iter()
             .zip(&numbers)
@@ -531,19 +531,23 @@ impl Inner {
 
     /// In a sealed store, each twin's key: its own for a known twin, a new
     /// number and key (durably in the keyring) for a new one. `None` for
-    /// every twin of a plain store. The caller holds `numbering`.
-    fn number_twins(&self, twins: &[TwinRecord]) -> Result<Vec<Option<TwinKey>>, StoreError> {
+    /// every twin of a plain store. The caller holds `key_reserve`, whose
+    /// content is `reserve`.
+    fn number_twins(
+        &self,
+        twins: &[TwinRecord],
+        reserve: &mut Vec<u64>,
+    ) -> Result<Vec<Option<TwinKey>>, StoreError> {
         let Some(sealing) = &self.sealing else { return Ok(vec![None; twins.len()]) };
         let mut numbers = Vec::with_capacity(twins.len());
         let mut fresh: HashMap<&TwinId, u64> = HashMap::new();
-        let mut reserve = self.key_reserve.lock();
         for twin in twins {
             let known = self.catalog.read().numbers.get(&twin.id).copied();
             let number = match known.or_else(|| fresh.get(&twin.id).copied()) {
                 Some(number) => number,
                 None => {
                     if reserve.is_empty() {
-                        self.refill_key_reserve(sealing, &mut reserve)?;
+                        self.refill_key_reserve(sealing, reserve)?;
                     }
                     let number =
                         reserve.pop().ok_or_else(|| StoreError::UnknownTwin { twin: twin.id.to_string() })?;

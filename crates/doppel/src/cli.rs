@@ -116,6 +116,13 @@ pub struct ServeArgs {
     /// authenticates every request).
     #[arg(long, env = "DOPPEL_INSECURE", value_parser = BoolishValueParser::new())]
     pub insecure: bool,
+    #[command(flatten)]
+    pub encryption: EncryptionArgs,
+}
+
+/// Encryption at rest, for `serve` and `compact`, which open the store.
+#[derive(Args, Debug, Default, Clone)]
+pub struct EncryptionArgs {
     /// Keyring directory for encryption at rest [default: <data>.keys].
     #[arg(long, env = "DOPPEL_KEYRING")]
     pub keyring: Option<PathBuf>,
@@ -123,7 +130,7 @@ pub struct ServeArgs {
     /// [default: DOPPEL_MASTER_KEY, else a key generated into the keyring].
     #[arg(long, env = "DOPPEL_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
-    /// Write plain files: no encryption at rest.
+    /// Plain files: no encryption at rest.
     #[arg(long, env = "DOPPEL_NO_ENCRYPTION", value_parser = BoolishValueParser::new())]
     pub no_encryption: bool,
 }
@@ -430,14 +437,6 @@ pub struct CompactArgs {
     /// Data directory [default: ./doppel-data].
     #[arg(long, env = "DOPPEL_DATA", default_value = DEFAULT_DATA_DIR)]
     pub data: PathBuf,
-    /// Keyring directory of an encrypted store [default: <data>.keys].
-    #[arg(long, env = "DOPPEL_KEYRING")]
-    pub keyring: Option<PathBuf>,
-    /// File holding the master key [default: DOPPEL_MASTER_KEY, else the
-    /// key generated into the keyring].
-    #[arg(long, env = "DOPPEL_MASTER_KEY_FILE")]
-    pub master_key_file: Option<PathBuf>,
-    /// The store is not encrypted.
-    #[arg(long, env = "DOPPEL_NO_ENCRYPTION", value_parser = BoolishValueParser::new())]
-    pub no_encryption: bool,
+    #[command(flatten)]
+    pub encryption: EncryptionArgs,
 }

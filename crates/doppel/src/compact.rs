@@ -14,13 +14,7 @@ pub async fn run(args: CompactArgs) -> anyhow::Result<()> {
     if !dir.is_dir() {
         anyhow::bail!("{} is not a data directory", dir.display());
     }
-    let encryption = EncryptionSettings::resolve(
-        EncryptionFileConfig::default(),
-        &dir,
-        args.keyring,
-        args.master_key_file,
-        args.no_encryption,
-    )?;
+    let encryption = EncryptionSettings::resolve(EncryptionFileConfig::default(), &dir, args.encryption)?;
     let stats = tokio::task::spawn_blocking(move || -> anyhow::Result<doppel_store::StoreStats> {
         let mut config = StoreConfig::new(&dir);
         config.background = false;

@@ -174,13 +174,7 @@ impl Settings {
         })?;
         let auth = auth_config(file.auth, args.no_auth)?;
         let data = args.data.or(file.data).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-        let encryption = EncryptionSettings::resolve(
-            file.encryption,
-            &data,
-            args.keyring,
-            args.master_key_file,
-            args.no_encryption,
-        )?;
+        let encryption = EncryptionSettings::resolve(file.encryption, &data, args.encryption)?;
         let privacy = privacy_config(file.privacy)?;
         Ok(Self {
             data,

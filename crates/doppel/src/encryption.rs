@@ -17,6 +17,8 @@ use anyhow::Context;
 use doppel_crypto::{DataKey, Keyring, MasterKey, MasterKeySource};
 use serde::Deserialize;
 
+use crate::cli::EncryptionArgs;
+
 /// The environment variable read for a base64 master key when no other
 /// source is configured.
 pub const MASTER_KEY_VARIABLE: &str = "DOPPEL_MASTER_KEY";
@@ -56,18 +58,16 @@ pub struct EncryptionSettings {
 }
 
 impl EncryptionSettings {
-    /// Resolves `[encryption]` with the flags: `master_key_file` (the
-    /// `--master-key-file` flag) wins over the file's sources, which win
-    /// over [`MASTER_KEY_VARIABLE`]. `disabled` (`--no-encryption`) turns
-    /// it off.
+    /// Resolves `[encryption]` with the flags: `--master-key-file` wins
+    /// over the file's sources, which win over [`MASTER_KEY_VARIABLE`];
+    /// `--no-encryption` turns it off.
     pub fn resolve(
         file: EncryptionFileConfig,
         data: &Path,
-        keyring: Option<PathBuf>,
-        master_key_file: Option<PathBuf>,
-        disabled: bool,
+        args: EncryptionArgs,
     ) -> anyhow::Result<Option<Self>> {
-        if disabled || file.enabled == Some(false) {
+        let EncryptionArgs { keyring, master_key_file, no_encryption } = args;
+        if no_encryption || file.enabled == Some(false) {
             return Ok(None);
         }
         let sources = [
@@ -214,15 +214,11 @@ mod tests {
     #[test]
     fn a_generated_master_key_opens_the_keyring_again_and_rotation_reseals_it() {
         let dir = tempfile::tempdir().unwrap();
-        let settings = EncryptionSettings::resolve(
-            EncryptionFileConfig::default(),
-            &dir.path().join("data"),
-            Some(dir.path().join("keys")),
-            None,
-            false,
-        )
-        .unwrap()
-        .unwrap();
+        let args = EncryptionArgs { keyring: Some(dir.path().join("keys")), ..EncryptionArgs::default() };
+        let settings =
+            EncryptionSettings::resolve(EncryptionFileConfig::default(), &dir.path().join("data"), args)
+                .unwrap()
+                .unwrap();
         if std::env::var_os(MASTER_KEY_VARIABLE).is_some() {
             return;
         }
@@ -251,16 +247,18 @@ mod tests {
             master_key_command: Some("pass show doppel".into()),
             ..EncryptionFileConfig::default()
         };
-        let error = EncryptionSettings::resolve(file, Path::new("d"), None, None, false).unwrap_err();
+        let error = EncryptionSettings::resolve(file, Path::new("d"), EncryptionArgs::default()).unwrap_err();
         assert!(error.to_string().contains("master key sources"), "{error}");
     }
 
     #[test]
     fn encryption_can_be_turned_off() {
         let off = EncryptionFileConfig { enabled: Some(false), ..EncryptionFileConfig::default() };
-        assert!(EncryptionSettings::resolve(off, Path::new("d"), None, None, false).unwrap().is_none());
-        let flag =
-            EncryptionSettings::resolve(EncryptionFileConfig::default(), Path::new("d"), None, None, true);
+        assert!(
+            EncryptionSettings::resolve(off, Path::new("d"), EncryptionArgs::default()).unwrap().is_none()
+        );
+        let args = EncryptionArgs { no_encryption: true, ..EncryptionArgs::default() };
+        let flag = EncryptionSettings::resolve(EncryptionFileConfig::default(), Path::new("d"), args);
         assert!(flag.unwrap().is_none());
     }
 }
