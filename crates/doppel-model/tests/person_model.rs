@@ -1,4 +1,4 @@
-//! The built-in `person` model: its names match DESIGN.md, its ranges have
+//! The built-in `person` model: its names match `docs/design.md`, its ranges have
 //! sources, and it resolves and refuses values the way users will see.
 
 use std::collections::BTreeSet;
@@ -20,9 +20,8 @@ fn text(label: &str) -> FieldValue {
     FieldValue::Text(label.into())
 }
 
-/// DESIGN.md's table "The person model's signal names": name, unit, kind.
-/// `symptom` is a label, so its kind is `category` (the table lists "score
-/// or label, event" for mood and symptom together).
+/// The table "The `person` model's signal names" of `docs/design.md`: name,
+/// unit, kind.
 const DESIGN_SIGNALS: [(&str, &str, SignalKind); 20] = [
     ("heart_rate", "bpm", SignalKind::Gauge),
     ("resting_heart_rate", "bpm", SignalKind::Gauge),

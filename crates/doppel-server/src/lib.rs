@@ -72,7 +72,7 @@ pub use limits::{
 pub use openapi::openapi;
 pub use tls::{ClientAuth, DEFAULT_TLS_RELOAD_POLL_MS, TlsConfig};
 
-/// Where the server listens when nothing else is configured (DESIGN.md
+/// Where the server listens when nothing else is configured (`docs/design.md`,
 /// "Contracts": `127.0.0.1:7780`, loopback so a fresh install is not exposed).
 pub const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 7780);

@@ -10,8 +10,8 @@ use std::sync::LazyLock;
 
 use doppel_model::SignalName;
 
-/// One signal of the `person` model (DESIGN.md, "The person model's signal
-/// names"), plus `workout`. A small copyable tag keeps buffered points at 24
+/// One signal of the `person` model (`docs/design.md`, "The
+/// `person` model's signal names"), plus `workout`. A small copyable tag keeps buffered points at 24
 /// bytes; [`Signal::name`] gives the wire name.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub enum Signal {

@@ -24,7 +24,7 @@
 //! - the timestamp is an integer in the request's precision; without one
 //!   the point takes the server's `now`.
 //!
-//! Doppel's mapping (DESIGN.md, "Contracts"): tag `twin` names the twin and
+//! Doppel's mapping (`docs/design.md`, "Contracts"): tag `twin` names the twin and
 //! is required; the signal is the measurement when the field key is
 //! `value`, `measurement.field` otherwise; every other tag becomes the
 //! point's [`doppel_model::Provenance`]. Each field of a line is one sample

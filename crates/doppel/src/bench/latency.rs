@@ -33,7 +33,7 @@ use super::systems::{RunningSystem, StartOptions, SystemKind, ensure_success};
 const DRAIN_MS: u64 = 2_000;
 /// Longest wait for both subscribers to see a first event before measuring.
 const SUBSCRIBE_TIMEOUT_MS: u64 = 10_000;
-/// The DESIGN.md target for the 99th-percentile delivery delay.
+/// The target (`docs/design.md`) for the 99th-percentile delivery delay.
 const TARGET_P99_MS: f64 = 10.0;
 /// Most signals per twin the workload spreads points over.
 const MAX_SIGNALS_PER_TWIN: u64 = 64;

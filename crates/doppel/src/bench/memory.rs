@@ -20,7 +20,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::process::{TempDir, memory_usage};
 use super::report::group_thousands;
 
-/// The DESIGN.md target: one million live twins in at most this many bytes.
+/// The target (`docs/design.md`): one million live twins in at most this many bytes.
 const TARGET_BYTES_PER_MILLION_TWINS: f64 = 2.0 * 1024.0 * 1024.0 * 1024.0;
 /// Most twins one run creates: ten times the target's million.
 const MAX_TWINS: u64 = 10_000_000;
