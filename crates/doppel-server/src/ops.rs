@@ -9,10 +9,11 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use doppel_engine::EngineStats;
+use doppel_store::Severity;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -32,16 +33,50 @@ const UNMATCHED_ROUTE: &str = "unmatched";
 /// Answer of `GET /health`.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct Health {
-    /// Always `ok` when the server answers.
+    /// `ok`; `degraded` when some data is damaged or was lost but the rest
+    /// is served and writes are accepted; `failing` when writes are refused.
+    #[schema(example = "ok")]
     status: &'static str,
     /// Version of the server.
     version: &'static str,
+    /// What is wrong, worst first; empty when `status` is `ok`.
+    problems: Vec<HealthProblem>,
 }
 
-/// Liveness: answers while the server runs.
-#[utoipa::path(get, path = "/health", tag = "ops", responses((status = 200, description = "Server is up", body = Health)))]
-pub(crate) async fn health() -> Json<Health> {
-    Json(Health { status: "ok", version: env!("CARGO_PKG_VERSION") })
+/// One problem named by `GET /health`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct HealthProblem {
+    /// The part affected: `wal`, `segments`, `writes`, ...
+    component: &'static str,
+    /// `degraded` or `failing`.
+    state: &'static str,
+    /// What happened and what it cost (file names within the data
+    /// directory, never an absolute path).
+    detail: String,
+}
+
+/// Health for load balancers and operators: 200 while everything works,
+/// 503 naming each problem while some data is damaged (`degraded`) or
+/// writes are refused (`failing`).
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "ops",
+    responses(
+        (status = 200, description = "Server is up and its store is healthy", body = Health),
+        (status = 503, description = "Server is up, but data is damaged or writes are refused; `problems` says what", body = Health)
+    )
+)]
+pub(crate) async fn health(State(state): State<AppState>) -> Response {
+    let mut problems = state.engine.store().problems();
+    problems.sort_by_key(|p| std::cmp::Reverse(p.severity));
+    let status = problems.first().map_or("ok", |worst| worst.severity.as_str());
+    let code = if problems.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let problems = problems
+        .into_iter()
+        .map(|p| HealthProblem { component: p.component, state: p.severity.as_str(), detail: p.detail })
+        .collect();
+    (code, Json(Health { status, version: env!("CARGO_PKG_VERSION"), problems })).into_response()
 }
 
 /// Prometheus metrics.
@@ -59,6 +94,7 @@ pub(crate) async fn metrics(State(state): State<AppState>, caller: Caller) -> Re
     let stats = crate::blocking(move || engine.stats()).await?;
     let mut text = String::with_capacity(4096);
     render_engine_metrics(&mut text, &stats);
+    render_store_problems(&mut text, &state.engine.store().problems());
     render_dropped_subscribers(&mut text, &state.dropped_subscribers);
     state.metrics.render(&mut text);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response())
@@ -71,6 +107,22 @@ fn family(text: &mut String, name: &str, kind: &str, help: &str, samples: &[(&st
     for (labels, value) in samples {
         let _ = writeln!(text, "{name}{labels} {value}");
     }
+}
+
+/// The store's open problems by state, both states always present so
+/// that an alert rule has a series to watch.
+fn render_store_problems(text: &mut String, problems: &[doppel_store::StoreProblem]) {
+    let count = |state: Severity| problems.iter().filter(|p| p.severity == state).count() as f64;
+    family(
+        text,
+        "doppel_store_problems",
+        "gauge",
+        "Open problems of the store (damaged or lost data, refused writes), as GET /health lists them.",
+        &[
+            ("{state=\"degraded\"}", count(Severity::Degraded)),
+            ("{state=\"failing\"}", count(Severity::Failing)),
+        ],
+    );
 }
 
 fn render_engine_metrics(text: &mut String, stats: &EngineStats) {

@@ -502,7 +502,7 @@ async fn reading_an_unknown_twin_answers_404() {
 async fn health_answers_ok_and_the_version() {
     let server = TestServer::start().await;
     let health = json_body(server.get("/health").await, "application/json").await;
-    assert_eq!(health, json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}));
+    assert_eq!(health, json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"), "problems": []}));
 }
 
 #[tokio::test]
@@ -528,6 +528,7 @@ async fn metrics_expose_every_metric_name() {
         "doppel_disk_bytes",
         "doppel_flushes_total",
         "doppel_compactions_total",
+        "doppel_store_problems",
         "doppel_events_published_total",
         "doppel_subscribers",
         "doppel_http_requests_total",

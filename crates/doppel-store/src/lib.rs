@@ -69,6 +69,7 @@ mod config;
 mod error;
 mod frame;
 mod head;
+mod health;
 mod index;
 mod key_ref;
 mod memory;
@@ -88,6 +89,7 @@ pub use config::{
     WriteReceipt,
 };
 pub use error::StoreError;
+pub use health::{Severity, StoreProblem};
 pub use query::{Aggregate, Bucket, RangeQuery, SeriesData, UnknownAggregate};
 pub use sealing::Sealing;
 pub use store::Store;

@@ -20,6 +20,7 @@ use crate::config::{
     StoreStats, WalDamage, WriteReceipt,
 };
 use crate::head::{Columns, Head};
+use crate::health::{Problems, StoreProblem};
 use crate::index::{BlockMeta, IndexEntry};
 use crate::merge::{MergedSeries, SeriesMerge};
 use crate::query::{Aggregate, Bucket, BucketBuilder, RangeQuery, SeriesData};
@@ -116,6 +117,7 @@ struct Inner {
     retention: RwLock<RetentionPolicy>,
     counters: Counters,
     recovery: RecoveryReport,
+    problems: Problems,
     shutdown: Mutex<bool>,
     wake: Condvar,
     _lock: File,
@@ -151,6 +153,12 @@ impl Store {
     /// What [`Store::open`] found and repaired.
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.inner.recovery
+    }
+
+    /// What is wrong with the store now (damage found at open or since,
+    /// faults that stopped writes); empty when it is healthy.
+    pub fn problems(&self) -> Vec<StoreProblem> {
+        self.inner.problems.snapshot()
     }
 
     /// Makes a batch durable (its WAL record fsynced, possibly by another
@@ -431,6 +439,7 @@ impl Inner {
             maintenance: Mutex::new(()),
             retention: RwLock::new(retention),
             counters: Counters::default(),
+            problems: Problems::from_recovery(&report),
             recovery: report,
             shutdown: Mutex::new(false),
             wake: Condvar::new(),
