@@ -28,10 +28,13 @@ use crate::registry::SeriesRegistry;
 use crate::sealing::{Sealing, TwinKey, check_marker};
 use crate::segment::{SealWith, Segment, SegmentMeta, list_segments, write_segment};
 use crate::wal::{
-    MAX_RECORD_BYTES, RECORD_HEADER_BYTES, Wal, WalEntry, encode_delete, encode_delete_sealed, encode_points,
-    encode_points_sealed, encode_upsert, encode_upsert_sealed, list_wal_files, scan, sync_dir,
+    BadRange, MAX_RECORD_BYTES, RECORD_HEADER_BYTES, Wal, WalEntry, encode_delete, encode_delete_sealed,
+    encode_points, encode_points_sealed, encode_upsert, encode_upsert_sealed, list_wal_files, scan, sync_dir,
 };
 
+/// Where damaged bytes are copied before they are skipped or cut, in the
+/// data directory.
+pub(crate) const QUARANTINE_DIR: &str = "quarantine";
 /// Segments beyond which the maintenance thread compacts: each read of a
 /// series visits every segment, so their number is kept small.
 const COMPACT_AFTER_SEGMENTS: usize = 8;
@@ -402,7 +405,16 @@ impl Inner {
         }
         let head = Head::new(Arc::clone(&registry));
         let wal_files = list_wal_files(&wal_dir)?;
-        let lsn = replay_wal(&wal_files, wal_start, &head, &mut catalog, sealing.as_deref(), &mut report)?;
+        let quarantine = config.dir.join(QUARANTINE_DIR);
+        let lsn = replay_wal(
+            &wal_files,
+            wal_start,
+            &quarantine,
+            &head,
+            &mut catalog,
+            sealing.as_deref(),
+            &mut report,
+        )?;
         next_seq = next_seq.max(catalog.max_watermark());
         if !head.is_empty() {
             head.note_write(Timestamp::now());
@@ -1198,11 +1210,48 @@ fn load_segments(
     Ok(kept)
 }
 
+/// Copies a damaged range of WAL file `path` to `quarantine/<file>.<start>-<end>`
+/// so that what was lost can still be examined, and describes it. The WAL
+/// file itself is left as it is (it is deleted once flushed), so opening
+/// again finds and reports the same range.
+fn quarantine_wal_range(
+    path: &Path,
+    bytes: &[u8],
+    range: &BadRange,
+    quarantine: &Path,
+) -> Result<WalDamage, StoreError> {
+    create_dir(quarantine)?;
+    let name = path.file_name().map_or_else(|| "wal".into(), |n| n.to_string_lossy().into_owned());
+    let copy = quarantine.join(format!("{name}.{}-{}", range.start, range.end));
+    let damaged = bytes.get(range.start as usize..range.end as usize).unwrap_or_default();
+    std::fs::write(&copy, damaged).map_err(StoreError::io("write", &copy))?;
+    tracing::warn!(
+        file = %path.display(),
+        start = range.start,
+        end = range.end,
+        records_lost = ?range.records,
+        reason = ?range.reason,
+        quarantined = %copy.display(),
+        "damaged WAL records skipped; the records after them were replayed"
+    );
+    Ok(WalDamage {
+        file: path.to_path_buf(),
+        offset: range.start,
+        bytes_dropped: range.end - range.start,
+        records_lost: range.records,
+        reason: range.reason.clone(),
+        truncated: false,
+        quarantined: Some(copy),
+    })
+}
+
 /// Replays WAL files from `wal_start` on into `head` and `catalog`; returns
-/// the number of records applied (the lsn to continue from).
+/// the number of records applied (the lsn to continue from). Damaged
+/// ranges in the middle of a file are copied to `quarantine`.
 fn replay_wal(
     files: &[(u64, PathBuf)],
     wal_start: u64,
+    quarantine: &Path,
     head: &Head,
     catalog: &mut Catalog,
     sealing: Option<&Sealing>,
@@ -1241,6 +1290,9 @@ fn replay_wal(
                 WalEntry::Forgotten { number } => catalog.saw_number(number),
             }
         }
+        for range in &scanned.bad_ranges {
+            report.wal_damage.push(quarantine_wal_range(path, &bytes, range, quarantine)?);
+        }
         if let Some(reason) = scanned.corruption {
             let offset = scanned.good_len;
             let bytes_dropped = bytes.len() as u64 - offset;
@@ -1263,8 +1315,10 @@ fn replay_wal(
                 file: path.clone(),
                 offset,
                 bytes_dropped,
+                records_lost: None,
                 reason,
                 truncated,
+                quarantined: None,
             });
         }
     }
