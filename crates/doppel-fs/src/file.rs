@@ -34,7 +34,7 @@ impl File {
 
     /// Creates or truncates `path` for writing.
     pub fn create(path: &Path) -> io::Result<File> {
-        File::open_with(std::fs::OpenOptions::new().write(true).create(true).truncate(true), path)
+        File::open_with(&replace_options(), path)
     }
 
     /// Opens `path` for appending, creating it when missing.
@@ -111,6 +111,14 @@ impl Write for File {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// Options that create or truncate a file for writing: what
+/// [`write_atomic`] needs for its temporary file when no mode is wanted.
+pub fn replace_options() -> std::fs::OpenOptions {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    options
 }
 
 /// Renames `from` to `to`, replacing `to` (faults match `from`).
@@ -206,11 +214,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state");
         let tmp = dir.path().join("state.tmp");
-        let options = {
-            let mut o = std::fs::OpenOptions::new();
-            o.write(true).create(true).truncate(true);
-            o
-        };
+        let options = replace_options();
         write_atomic(&path, &tmp, &options, b"one").unwrap();
         write_atomic(&path, &tmp, &options, b"two").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"two");

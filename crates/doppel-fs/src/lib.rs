@@ -13,7 +13,7 @@
 pub mod failpoint;
 mod file;
 
-pub use file::{Error, File, create_dir_all, remove_file, rename, sync_dir, write_atomic};
+pub use file::{Error, File, create_dir_all, remove_file, rename, replace_options, sync_dir, write_atomic};
 
 /// The kind of call a fault is injected into.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
