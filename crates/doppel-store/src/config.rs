@@ -114,21 +114,30 @@ pub struct RecoveryReport {
     pub wal_damage: Vec<WalDamage>,
 }
 
-/// A damaged stretch of a WAL file: everything from `offset` on was not
-/// replayed.
+/// A damaged stretch of a WAL file: `bytes_dropped` bytes from `offset`
+/// on were not replayed. Either a tail (nothing readable after it) or a
+/// range in the middle, after which replay resumed at the next record
+/// that verifies.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WalDamage {
     /// The WAL file.
     pub file: PathBuf,
     /// Offset of the first bad record (just past the last good one).
     pub offset: u64,
-    /// Bytes from `offset` to the end of the file that were not replayed.
+    /// Bytes from `offset` on that were not replayed.
     pub bytes_dropped: u64,
+    /// Records lost, when the damaged range still shows where they began
+    /// and ended.
+    pub records_lost: Option<u64>,
     /// What was wrong with the record at `offset`.
     pub reason: CorruptionKind,
-    /// True when the file was cut at `offset` (the newest file, a torn
-    /// tail); false for an older file, left as it is until flushed away.
+    /// True when the file was cut at `offset` (a torn tail of the newest
+    /// file, which is what a crash leaves); false for damage that is kept
+    /// in place until the file is flushed away.
     pub truncated: bool,
+    /// Where a copy of the damaged bytes was put aside (under
+    /// `quarantine/` in the data directory), for damage in the middle.
+    pub quarantined: Option<PathBuf>,
 }
 
 /// A segment that could not be opened.

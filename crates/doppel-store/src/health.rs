@@ -52,14 +52,23 @@ impl Problems {
     pub(crate) fn from_recovery(report: &RecoveryReport) -> Problems {
         let problems = Problems::default();
         for damage in report.wal_damage.iter().filter(|d| !d.truncated) {
+            let lost = match damage.records_lost {
+                Some(1) => "1 record lost".to_owned(),
+                Some(n) => format!("{n} records lost"),
+                None => "an unknown number of records lost".to_owned(),
+            };
+            let kept = match &damage.quarantined {
+                Some(copy) => format!("; copied to quarantine/{}", file_name(copy)),
+                None => String::new(),
+            };
             problems.add(
                 "wal",
                 Severity::Degraded,
                 format!(
-                    "{}: {} bytes from offset {} not replayed ({:?})",
+                    "{}: bytes {}..{} not replayed ({:?}), {lost}{kept}",
                     file_name(&damage.file),
-                    damage.bytes_dropped,
                     damage.offset,
+                    damage.offset + damage.bytes_dropped,
                     damage.reason
                 ),
             );
@@ -89,7 +98,7 @@ impl Problems {
 }
 
 /// The file name alone, so that no problem text carries the data path.
-fn file_name(path: &Path) -> String {
+pub(crate) fn file_name(path: &Path) -> String {
     path.file_name().map_or_else(|| "?".to_owned(), |n| n.to_string_lossy().into_owned())
 }
 
@@ -109,16 +118,20 @@ mod tests {
                     file: PathBuf::from("/srv/data/wal/00000003.wal"),
                     offset: 4096,
                     bytes_dropped: 100,
+                    records_lost: Some(2),
                     reason: CorruptionKind::BadChecksum,
                     truncated: false,
+                    quarantined: Some(PathBuf::from("/srv/data/quarantine/00000003.wal.4096-4196")),
                 },
                 // A torn tail of the newest file is what a crash leaves: not damage.
                 WalDamage {
                     file: PathBuf::from("/srv/data/wal/00000004.wal"),
                     offset: 10,
                     bytes_dropped: 3,
+                    records_lost: None,
                     reason: CorruptionKind::ShortRecord,
                     truncated: true,
+                    quarantined: None,
                 },
             ],
             segments_discarded: vec![DiscardedSegment {
@@ -132,7 +145,9 @@ mod tests {
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert_eq!(problems[0].component, "wal");
         assert!(
-            problems[0].detail.starts_with("00000003.wal: 100 bytes from offset 4096"),
+            problems[0].detail
+                == "00000003.wal: bytes 4096..4196 not replayed (BadChecksum), 2 records lost; \
+                    copied to quarantine/00000003.wal.4096-4196",
             "{}",
             problems[0].detail
         );

@@ -107,11 +107,11 @@ pub mod fuzzing {
     /// What recovery makes of one WAL file's bytes.
     #[derive(Debug)]
     pub struct WalScan {
-        /// Records decoded before the first bad one.
+        /// Records decoded (damaged ones skipped).
         pub records: usize,
-        /// Offset just past the last good record.
+        /// Offset just past the last good record (where a damaged tail starts).
         pub good_len: usize,
-        /// True when scanning stopped at a damaged record.
+        /// True when a damaged record was skipped or ended the scan.
         pub damaged: bool,
     }
 
@@ -121,7 +121,7 @@ pub mod fuzzing {
         WalScan {
             records: scanned.entries.len(),
             good_len: usize::try_from(scanned.good_len).unwrap_or(usize::MAX),
-            damaged: scanned.corruption.is_some(),
+            damaged: scanned.corruption.is_some() || !scanned.bad_ranges.is_empty(),
         }
     }
 

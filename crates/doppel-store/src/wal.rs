@@ -7,8 +7,6 @@
 //! `docs/storage-format.md` for the payload layout.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,6 +18,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::StoreError;
 use crate::catalog::TwinRecord;
 use crate::codec::{DecodeError, Reader, put_bytes, put_ivarint, put_uvarint};
+use crate::health::file_name;
 use crate::sealing::{Role, Sealing, TwinKey};
 
 /// Largest payload of one WAL record. Bounds what recovery allocates for a
@@ -383,55 +382,131 @@ pub enum CorruptionKind {
 pub(crate) struct Scan {
     /// Decoded entries in file order.
     pub entries: Vec<WalEntry>,
-    /// Offset just past the last good record.
+    /// Damaged stretches with readable records after them, in file order:
+    /// corruption, not a crash, since a crash only tears the end.
+    pub bad_ranges: Vec<BadRange>,
+    /// Offset just past the last good record (where an unreadable tail
+    /// starts; the file length when there is none).
     pub good_len: u64,
-    /// Why scanning stopped early, if it did.
+    /// Why the tail from `good_len` on is unreadable, if it is.
     pub corruption: Option<CorruptionKind>,
     /// Scanning stopped at a sealed record, which cannot be read without
     /// keys: not damage, so nothing may be cut.
     pub needs_keyring: bool,
 }
 
-/// Reads records from a WAL file's bytes until the end or the first bad one.
+/// Bytes of a WAL file that hold no readable record, followed by one that
+/// verifies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct BadRange {
+    pub start: u64,
+    pub end: u64,
+    /// Records the range held, when their length fields still chain from
+    /// `start` to `end` exactly.
+    pub records: Option<u64>,
+    /// What was wrong with the record at `start`.
+    pub reason: CorruptionKind,
+}
+
+/// One record read at a position.
+enum Record {
+    /// A decoded entry and the offset after its record.
+    Entry(WalEntry, usize),
+    /// A sealed record read without keys.
+    NeedsKeyring,
+}
+
+/// Reads the record at `pos`, checking its length bounds, checksum and
+/// payload.
+fn read_record(bytes: &[u8], pos: usize, sealing: Option<&Sealing>) -> Result<Record, CorruptionKind> {
+    let rest = bytes.get(pos..).unwrap_or_default();
+    let Some((header, body)) = rest.split_first_chunk::<RECORD_HEADER_BYTES>() else {
+        return Err(CorruptionKind::ShortRecord);
+    };
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    if len == 0 || len > MAX_RECORD_BYTES {
+        return Err(CorruptionKind::BadLength);
+    }
+    let Some(payload) = body.get(..len) else { return Err(CorruptionKind::ShortRecord) };
+    if crc32fast::hash(payload) != crc {
+        return Err(CorruptionKind::BadChecksum);
+    }
+    if sealing.is_none() && is_sealed_payload(payload) {
+        return Ok(Record::NeedsKeyring);
+    }
+    match decode_entry(payload, sealing) {
+        Ok(entry) => Ok(Record::Entry(entry, pos + RECORD_HEADER_BYTES + len)),
+        Err(e) => Err(CorruptionKind::BadPayload(format!("at payload byte {}: {}", e.offset, e.reason))),
+    }
+}
+
+/// The first offset after `from` where a whole record verifies: its length
+/// fits the file and the limit, its kind is known, its checksum matches
+/// and its payload decodes. A random match of all four is what it would
+/// take to resume at a wrong place.
+fn resync(bytes: &[u8], from: usize, sealing: Option<&Sealing>) -> Option<usize> {
+    (from..bytes.len().saturating_sub(RECORD_HEADER_BYTES)).find(|&pos| {
+        let header = &bytes[pos..pos + RECORD_HEADER_BYTES];
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let plausible = len != 0
+            && len <= MAX_RECORD_BYTES
+            && len <= bytes.len() - pos - RECORD_HEADER_BYTES
+            && (KIND_POINTS..=KIND_SEALED_DELETE).contains(&bytes[pos + RECORD_HEADER_BYTES]);
+        plausible && read_record(bytes, pos, sealing).is_ok()
+    })
+}
+
+/// How many records `start..end` held, when the length fields chain from
+/// one to the next and land on `end` exactly.
+fn count_records(bytes: &[u8], start: usize, end: usize) -> Option<u64> {
+    let (mut pos, mut count) = (start, 0u64);
+    while pos < end {
+        let header = bytes.get(pos..pos + RECORD_HEADER_BYTES)?;
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        if len == 0 {
+            return None;
+        }
+        pos = pos.checked_add(RECORD_HEADER_BYTES + len)?;
+        count += 1;
+    }
+    (pos == end).then_some(count)
+}
+
+/// Reads the records of a WAL file's bytes. A bad record with a readable
+/// one after it is damage: the scan resumes at the next record that
+/// verifies and names the range skipped. A bad record with nothing
+/// readable after it ends the scan as a damaged tail, which is what a
+/// crash during an append leaves.
 pub(crate) fn scan(bytes: &[u8], sealing: Option<&Sealing>) -> Scan {
     let mut needs_keyring = false;
     let mut entries = Vec::new();
+    let mut bad_ranges = Vec::new();
     let mut pos = 0usize;
     let corruption = loop {
-        let rest = &bytes[pos..];
-        if rest.is_empty() {
+        if pos >= bytes.len() {
             break None;
         }
-        if rest.len() < RECORD_HEADER_BYTES {
-            break Some(CorruptionKind::ShortRecord);
-        }
-        let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
-        if len == 0 || len > MAX_RECORD_BYTES {
-            break Some(CorruptionKind::BadLength);
-        }
-        let Some(payload) = rest.get(RECORD_HEADER_BYTES..RECORD_HEADER_BYTES + len) else {
-            break Some(CorruptionKind::ShortRecord);
-        };
-        if crc32fast::hash(payload) != crc {
-            break Some(CorruptionKind::BadChecksum);
-        }
-        if sealing.is_none() && is_sealed_payload(payload) {
-            needs_keyring = true;
-            break None;
-        }
-        match decode_entry(payload, sealing) {
-            Ok(entry) => entries.push(entry),
-            Err(e) => {
-                break Some(CorruptionKind::BadPayload(format!(
-                    "at payload byte {}: {}",
-                    e.offset, e.reason
-                )));
+        match read_record(bytes, pos, sealing) {
+            Ok(Record::Entry(entry, next)) => {
+                entries.push(entry);
+                pos = next;
             }
+            Ok(Record::NeedsKeyring) => {
+                needs_keyring = true;
+                break None;
+            }
+            Err(reason) => match resync(bytes, pos + 1, sealing) {
+                Some(next) => {
+                    let records = count_records(bytes, pos, next);
+                    bad_ranges.push(BadRange { start: pos as u64, end: next as u64, records, reason });
+                    pos = next;
+                }
+                None => break Some(reason),
+            },
         }
-        pos += RECORD_HEADER_BYTES + len;
     };
-    Scan { entries, good_len: pos as u64, corruption, needs_keyring }
+    Scan { entries, bad_ranges, good_len: pos as u64, corruption, needs_keyring }
 }
 
 /// The path of WAL file `seq` in `dir`.
@@ -459,11 +534,11 @@ pub(crate) fn list_wal_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StoreErr
 /// Fsyncs a directory so that file creations, renames and removals in it
 /// are durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(StoreError::io("fsync directory", dir))
+    doppel_fs::sync_dir(dir).map_err(StoreError::sync(dir))
 }
 
 struct Appender {
-    file: Arc<File>,
+    file: Arc<doppel_fs::File>,
     seq: u64,
     len: u64,
     /// Number of records appended since open (the last record's lsn).
@@ -504,7 +579,10 @@ pub(crate) struct Wal {
     sync_done: Condvar,
     /// Copy of `SyncState::synced` readable without the lock.
     synced: AtomicU64,
+    /// Set once an fsync failed: writes are stopped until reopen.
     failed: AtomicBool,
+    /// What stopped writes, for the error every later write returns.
+    stop_cause: Mutex<String>,
     pub(crate) counters: WalCounters,
 }
 
@@ -522,6 +600,7 @@ impl Wal {
             sync_done: Condvar::new(),
             synced: AtomicU64::new(lsn),
             failed: AtomicBool::new(false),
+            stop_cause: Mutex::new(String::new()),
             counters: WalCounters::default(),
         })
     }
@@ -534,9 +613,7 @@ impl Wal {
     /// Appends one framed record (header included) and returns its lsn. The
     /// record is not durable until [`Wal::sync_to`] returns for that lsn.
     pub(crate) fn append(&self, record: &[u8]) -> Result<u64, StoreError> {
-        if self.failed.load(Ordering::Acquire) {
-            return Err(StoreError::WalFailed);
-        }
+        self.check_writable()?;
         let mut a = self.appender.lock();
         if a.len > 0 && a.len + record.len() as u64 > self.segment_bytes {
             // Roll over: make the old file durable first so that only the
@@ -547,12 +624,16 @@ impl Wal {
             a.seq = seq;
             a.len = 0;
         }
-        let path = wal_path(&self.dir, a.seq);
-        if let Err(e) = (&*a.file).write_all(record) {
-            // A partial append leaves a torn record that recovery truncates;
-            // refuse further appends so none lands after it.
-            self.failed.store(true, Ordering::Release);
-            return Err(StoreError::Io { op: "append to WAL", path, source: e });
+        if let Err(source) = a.file.write_all(record) {
+            // Cut off whatever part of the record was written, so that no
+            // torn record sits before the next one; the records before it
+            // stay. If even that fails, the file's end is unknown: stop.
+            let path = wal_path(&self.dir, a.seq);
+            if let Err(e) = a.file.set_len(a.len) {
+                self.stop(format!("cutting back a failed append to {} failed: {e}", file_name(&path)));
+                return Err(self.stopped());
+            }
+            return Err(StoreError::WriteFailed { path, source });
         }
         a.len += record.len() as u64;
         a.appended += 1;
@@ -571,7 +652,7 @@ impl Wal {
                 return Ok(false);
             }
             if self.failed.load(Ordering::Acquire) {
-                return Err(StoreError::WalFailed);
+                return Err(self.stopped());
             }
             if !state.leader_active {
                 break;
@@ -603,16 +684,41 @@ impl Wal {
         Ok(target)
     }
 
-    fn timed_sync(&self, file: &File, seq: u64) -> Result<(), StoreError> {
+    /// Stops writes for good (until the store is reopened), saying why.
+    /// The first cause is kept.
+    pub(crate) fn stop(&self, cause: String) {
+        let mut kept = self.stop_cause.lock();
+        if !self.failed.swap(true, Ordering::AcqRel) {
+            *kept = cause;
+        }
+    }
+
+    /// True once writes are stopped.
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+
+    /// The error a write gets once writes are stopped.
+    pub(crate) fn stopped(&self) -> StoreError {
+        StoreError::Stopped { cause: self.stop_cause.lock().clone() }
+    }
+
+    /// Fails when writes are stopped.
+    pub(crate) fn check_writable(&self) -> Result<(), StoreError> {
+        if self.is_stopped() { Err(self.stopped()) } else { Ok(()) }
+    }
+
+    fn timed_sync(&self, file: &doppel_fs::File, seq: u64) -> Result<(), StoreError> {
         let started = Instant::now();
         let result = file.sync_data();
         let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
         self.counters.fsync_nanos_total.fetch_add(nanos, Ordering::Relaxed);
         self.counters.last_fsync_micros.store(nanos / 1_000, Ordering::Relaxed);
-        if let Err(e) = result {
-            self.failed.store(true, Ordering::Release);
-            return Err(StoreError::Io { op: "fsync WAL", path: wal_path(&self.dir, seq), source: e });
+        if let Err(source) = result {
+            let path = wal_path(&self.dir, seq);
+            self.stop(format!("fsync of {} failed: {source}", file_name(&path)));
+            return Err(StoreError::SyncFailed { path, source });
         }
         Ok(())
     }
@@ -643,13 +749,9 @@ impl Wal {
     }
 }
 
-fn open_new(dir: &Path, seq: u64) -> Result<File, StoreError> {
+fn open_new(dir: &Path, seq: u64) -> Result<doppel_fs::File, StoreError> {
     let path = wal_path(dir, seq);
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .map_err(StoreError::io("create WAL file", &path))?;
+    let file = doppel_fs::File::append(&path).map_err(StoreError::io("create WAL file", &path))?;
     sync_dir(dir)?;
     Ok(file)
 }
@@ -834,6 +936,58 @@ mod tests {
             assert_eq!(s.good_len as usize, first);
             assert_eq!(s.corruption.is_some(), cut > first, "cut at {cut}");
         }
+    }
+
+    /// `n` delete records of distinct twins, with each record's start.
+    fn records(n: usize) -> (Vec<u8>, Vec<usize>) {
+        let (mut file, mut starts) = (Vec::new(), Vec::new());
+        for i in 0..n {
+            starts.push(file.len());
+            let mut payload = Vec::new();
+            encode_delete(&TwinId::new(&format!("twin{i}")).unwrap(), i as u64, &mut payload);
+            frame(&payload, &mut file);
+        }
+        (file, starts)
+    }
+
+    proptest! {
+        #[test]
+        fn a_damaged_record_costs_only_itself(n in 2usize..8, k in 0usize..8, at in any::<usize>(), mask in 1u8..) {
+            let k = k % n;
+            let (mut file, starts) = records(n);
+            let end = starts.get(k + 1).copied().unwrap_or(file.len());
+            let byte = starts[k] + at % (end - starts[k]);
+            file[byte] ^= mask;
+            let s = scan(&file, None);
+            prop_assert_eq!(s.entries.len(), n - 1);
+            if k + 1 < n {
+                prop_assert!(s.corruption.is_none());
+                prop_assert_eq!(s.good_len as usize, file.len());
+                prop_assert_eq!(s.bad_ranges.len(), 1);
+                let range = &s.bad_ranges[0];
+                prop_assert_eq!((range.start as usize, range.end as usize), (starts[k], end));
+            } else {
+                prop_assert!(s.corruption.is_some() && s.bad_ranges.is_empty());
+                prop_assert_eq!(s.good_len as usize, starts[k]);
+            }
+        }
+    }
+
+    #[test]
+    fn a_damaged_record_in_the_middle_is_skipped_and_counted() {
+        let (mut file, starts) = records(5);
+        file[starts[2] + 10] ^= 0x40;
+        let s = scan(&file, None);
+        assert_eq!(s.entries.len(), 4);
+        assert_eq!(
+            s.bad_ranges,
+            vec![BadRange {
+                start: starts[2] as u64,
+                end: starts[3] as u64,
+                records: Some(1),
+                reason: CorruptionKind::BadChecksum
+            }]
+        );
     }
 
     #[test]
