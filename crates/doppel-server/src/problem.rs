@@ -26,6 +26,10 @@ pub(crate) enum ApiError {
     /// A path segment (twin id, signal name) is not valid.
     #[error("path segment `{name}` is invalid: {reason}")]
     InvalidPath { name: &'static str, reason: String },
+    /// A request header is unusable, such as one that must appear once
+    /// appearing twice.
+    #[error("header `{name}` is invalid: {reason}")]
+    InvalidHeader { name: &'static str, reason: String },
     /// The body is not the JSON document the route expects.
     #[error("request body is invalid: {0}")]
     InvalidBody(String),
@@ -147,6 +151,7 @@ impl ApiError {
         match self {
             Self::InvalidParameter { .. }
             | Self::InvalidPath { .. }
+            | Self::InvalidHeader { .. }
             | Self::InvalidBody(_)
             | Self::BadItems { .. }
             | Self::EmptyBatch
@@ -178,6 +183,7 @@ impl ApiError {
         match self {
             Self::InvalidParameter { .. } => "invalid-parameter",
             Self::InvalidPath { .. } => "invalid-path",
+            Self::InvalidHeader { .. } => "invalid-header",
             Self::InvalidBody(_) => "invalid-body",
             Self::BadItems { .. } => "invalid-points",
             Self::EmptyBatch => "empty-batch",
@@ -209,6 +215,7 @@ impl ApiError {
         match self {
             Self::InvalidParameter { .. } => "Invalid query parameter",
             Self::InvalidPath { .. } => "Invalid path segment",
+            Self::InvalidHeader { .. } => "Invalid header",
             Self::InvalidBody(_) => "Invalid request body",
             Self::BadItems { .. } => "Invalid points",
             Self::EmptyBatch => "Empty batch",
@@ -252,7 +259,9 @@ impl ApiError {
             budget: None,
         };
         match self {
-            Self::InvalidParameter { name, .. } | Self::InvalidPath { name, .. } => {
+            Self::InvalidParameter { name, .. }
+            | Self::InvalidPath { name, .. }
+            | Self::InvalidHeader { name, .. } => {
                 problem.parameter = Some((*name).to_owned());
             }
             Self::BadItems { errors, truncated } => {

@@ -472,3 +472,54 @@ async fn streams_without_a_credential_are_refused_before_anything_else() {
     let plain = server.get("/api/v1/stream").await;
     assert_eq!(plain.status(), 400, "an authenticated request that is no WebSocket upgrade says so");
 }
+
+// ------------------------------------------------------------ duplicates
+
+#[tokio::test]
+async fn duplicated_tags_keys_and_credentials_are_refused_naming_them() {
+    let mut state = AuthState::default();
+    let alice = add_token(&mut state, "alice", Scopes::standard());
+    let server = TestServer::start_authenticated(state, AuthConfig::default()).await;
+
+    let lines = format!(
+        "heart_rate,twin=alice value=60 {NOON_SECS}\nheart_rate,twin=alice,twin=bob value=61 {NOON_SECS}"
+    );
+    let response = write_as(&server, &alice, &lines).await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    let text = body.to_string();
+    assert!(text.contains("duplicate tag \\\"twin\\\"") && text.contains("line 2"), "{text}");
+    let lines = format!("heart_rate,twin=alice,device=a,device=b value=61 {NOON_SECS}");
+    let text = write_as(&server, &alice, &lines).await.text().await.unwrap();
+    assert!(text.contains("duplicate tag \\\"device\\\""), "{text}");
+
+    let points = r#"[{"twin": "alice", "signal": "heart_rate", "time": 0, "value": 1, "twin": "bob"}]"#;
+    let response =
+        as_user(&server, &alice, Method::POST, "/api/v1/points").await.body(points).send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    let problem = json_body(response, "application/problem+json").await;
+    let text = problem.to_string();
+    assert!(text.contains("duplicate key \\\"twin\\\"") && text.contains("line 1"), "{problem}");
+
+    let put = r#"{"properties": {"birth_year": 1980, "birth_year": 1990}}"#;
+    let response =
+        as_user(&server, &alice, Method::PUT, "/api/v1/twins/alice").await.body(put).send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    let problem = json_body(response, "application/problem+json").await;
+    assert!(problem["detail"].as_str().unwrap().contains("duplicate key \"birth_year\""), "{problem}");
+    assert_eq!(status_as(&server, &alice, "/api/v1/twins/alice").await, 404, "nothing was created");
+
+    let admin = server.admin_token.clone().unwrap();
+    let response = server
+        .client
+        .get(server.url("/api/v1/twins"))
+        .header("authorization", format!("Bearer {alice}"))
+        .header("authorization", format!("Bearer {admin}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let problem = json_body(response, "application/problem+json").await;
+    assert_eq!(problem["parameter"], "Authorization", "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("2 times"), "{problem}");
+}

@@ -37,6 +37,15 @@ pub(crate) async fn authenticate(
         request.extensions().get::<MatchedPath>().is_some_and(|path| INFLUX_ROUTES.contains(&path.as_str()));
     let answer = |error: ApiError| if influx { error.into_influx_response() } else { error.into_response() };
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
+    // Readers disagree on which of two credentials counts (a proxy may
+    // check one while Doppel uses the other), so neither does.
+    let credentials = request.headers().get_all(header::AUTHORIZATION).iter().count();
+    if credentials > 1 {
+        return answer(ApiError::InvalidHeader {
+            name: "Authorization",
+            reason: format!("it appears {credentials} times; send one credential"),
+        });
+    }
     let principal = if auth.is_enabled() {
         let header = request.headers().get(header::AUTHORIZATION).map(|value| value.to_str());
         let outcome = match header {
