@@ -73,11 +73,14 @@ pub(crate) enum ApiError {
     /// The body could not be read from the connection.
     #[error("request body could not be read: {0}")]
     BodyRead(String),
-    /// No credential, or one that did not verify, on a route that needs one.
-    #[error("{reason}")]
+    /// No credential, or one that did not verify, on a route that needs
+    /// one. The text is the same whatever went wrong, so that a guesser
+    /// cannot tell an unknown token from a wrong secret or a revoked one;
+    /// why goes to the server's log.
+    #[error(
+        "authentication required: send a valid, current credential as `Authorization: Bearer <credential>`"
+    )]
     Unauthenticated {
-        /// What was missing or wrong.
-        reason: String,
         /// Whether a credential was presented (and refused).
         presented: bool,
     },
@@ -326,7 +329,7 @@ impl ApiError {
     fn add_headers(&self, response: &mut Response) {
         let headers = response.headers_mut();
         match self {
-            Self::Unauthenticated { presented, .. } => {
+            Self::Unauthenticated { presented } => {
                 let challenge = if *presented {
                     header::HeaderValue::from_static(r#"Bearer realm="doppel", error="invalid_token""#)
                 } else {

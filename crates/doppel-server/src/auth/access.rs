@@ -167,10 +167,7 @@ impl Caller {
     /// 401 for an anonymous caller when authentication is enforced.
     pub(crate) fn require_authenticated(&self) -> Result<(), ApiError> {
         if self.enforced() && *self.principal.kind() == PrincipalKind::Anonymous {
-            return Err(ApiError::Unauthenticated {
-                reason: "this route needs a credential: send `Authorization: Bearer <token>`".to_owned(),
-                presented: false,
-            });
+            return Err(ApiError::Unauthenticated { presented: false });
         }
         Ok(())
     }
@@ -213,6 +210,22 @@ impl Caller {
             {
                 ApiError::TwinNotFound(twin.to_string())
             }
+            other => other,
+        }
+    }
+
+    /// The refusal of a twin id the caller may not create and may see
+    /// nothing of: one answer whether or not a twin has the id, so that a
+    /// refused `PUT` or write tells no more than a refused creation.
+    pub(crate) fn cannot_use(&self, twin: &TwinId) -> ApiError {
+        ApiError::Forbidden(format!("{} may not create or change twin {twin}", self.principal))
+    }
+
+    /// A refusal to change `twin`, as the caller should hear it: for a twin
+    /// it may read nothing of, the answer of an id it may not use.
+    pub(crate) fn hide_change(&self, state: &AuthState, twin: &TwinId, error: ApiError) -> ApiError {
+        match error {
+            ApiError::Forbidden(_) if !self.can_read(state, twin, Timestamp::now()) => self.cannot_use(twin),
             other => other,
         }
     }
