@@ -11,6 +11,7 @@ use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use doppel_engine::{EngineError, IngestError};
 use doppel_protocols::{LineError, ParseErrors};
+use doppel_store::StoreError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -116,6 +117,14 @@ pub(crate) enum ApiError {
     /// The server keeps no audit log.
     #[error("this server keeps no audit log")]
     AuditOff,
+    /// The store stopped accepting writes after a failed fsync; reads
+    /// still work, writes need a restart of the server.
+    #[error("{0}")]
+    StorageStopped(String),
+    /// Writing to the store failed (an I/O error, a full disk) and
+    /// nothing of the request was kept; it may be retried.
+    #[error("{0}")]
+    StorageWriteFailed(String),
     /// Something failed inside the server or engine; the client cannot fix it.
     #[error("internal error: {0}")]
     Internal(String),
@@ -176,7 +185,9 @@ impl ApiError {
             Self::BodyTooLarge { .. } | Self::TooManyPoints { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::AuditUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::AuditUnavailable(_) | Self::StorageStopped(_) | Self::StorageWriteFailed(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -210,6 +221,8 @@ impl ApiError {
             Self::BudgetExhausted { .. } => "privacy-budget-exhausted",
             Self::AuditUnavailable(_) => "audit-unavailable",
             Self::AuditOff => "audit-off",
+            Self::StorageStopped(_) => "storage-stopped",
+            Self::StorageWriteFailed(_) => "storage-write-failed",
             Self::Internal(_) => "internal-error",
         }
     }
@@ -242,6 +255,8 @@ impl ApiError {
             Self::BudgetExhausted { .. } => "Privacy budget exhausted",
             Self::AuditUnavailable(_) => "Audit log unavailable",
             Self::AuditOff => "No audit log",
+            Self::StorageStopped(_) => "Storage stopped",
+            Self::StorageWriteFailed(_) => "Storage write failed",
             Self::Internal(_) => "Internal server error",
         }
     }
@@ -298,6 +313,7 @@ impl ApiError {
             StatusCode::UNAUTHORIZED => "unauthorized",
             StatusCode::FORBIDDEN => "forbidden",
             StatusCode::TOO_MANY_REQUESTS => "too many requests",
+            StatusCode::SERVICE_UNAVAILABLE => "unavailable",
             _ => "internal error",
         };
         self.log();
@@ -350,6 +366,9 @@ impl ApiError {
             Self::AuditUnavailable(detail) => {
                 tracing::error!(%detail, "refused a request the audit log cannot record");
             }
+            Self::StorageStopped(detail) | Self::StorageWriteFailed(detail) => {
+                tracing::error!(%detail, "refused a write the store cannot take");
+            }
             _ => {}
         }
     }
@@ -375,7 +394,7 @@ impl From<EngineError> for ApiError {
             EngineError::UnknownTwin(id) => Self::TwinNotFound(id.to_string()),
             error @ EngineError::UnknownModel { .. } => Self::UnknownModel(error.to_string()),
             EngineError::InvalidProperties(reasons) => Self::InvalidProperties(reasons),
-            other => Self::Internal(other.to_string()),
+            EngineError::Store(error) => error.into(),
         }
     }
 }
@@ -386,6 +405,16 @@ impl From<IngestError> for ApiError {
             IngestError::Rejected(rejected) => {
                 Self::BadItems { errors: rejected.errors, truncated: rejected.truncated }
             }
+            IngestError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            error @ StoreError::Stopped { .. } => Self::StorageStopped(error.to_string()),
+            error @ StoreError::WriteFailed { .. } => Self::StorageWriteFailed(error.to_string()),
             other => Self::Internal(other.to_string()),
         }
     }

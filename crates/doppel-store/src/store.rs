@@ -1227,7 +1227,7 @@ fn load_segments(
             Ok(segment) => segments.push(segment),
             Err(StoreError::Corrupt { offset, reason, .. }) => {
                 let moved_to = path.with_extension("seg.corrupt");
-                std::fs::rename(&path, &moved_to).map_err(StoreError::io("rename", &path))?;
+                doppel_fs::rename(&path, &moved_to).map_err(StoreError::io("rename", &path))?;
                 tracing::warn!(file = %path.display(), offset, %reason, "discarding a damaged segment");
                 report.segments_discarded.push(DiscardedSegment {
                     file: path,
@@ -1242,7 +1242,7 @@ fn load_segments(
     let (gone, kept): (Vec<Segment>, Vec<Segment>) =
         segments.into_iter().partition(|s| replaced.contains(&s.id));
     for segment in &gone {
-        std::fs::remove_file(&segment.path).map_err(StoreError::io("remove", &segment.path))?;
+        doppel_fs::remove_file(&segment.path).map_err(StoreError::io("remove", &segment.path))?;
     }
     if !gone.is_empty() {
         sync_dir(dir)?;
@@ -1265,7 +1265,9 @@ fn quarantine_wal_range(
     let name = path.file_name().map_or_else(|| "wal".into(), |n| n.to_string_lossy().into_owned());
     let copy = quarantine.join(format!("{name}.{}-{}", range.start, range.end));
     let damaged = bytes.get(range.start as usize..range.end as usize).unwrap_or_default();
-    std::fs::write(&copy, damaged).map_err(StoreError::io("write", &copy))?;
+    doppel_fs::File::create(&copy)
+        .and_then(|file| file.write_all(damaged))
+        .map_err(StoreError::io("write", &copy))?;
     tracing::warn!(
         file = %path.display(),
         start = range.start,
@@ -1344,12 +1346,10 @@ fn replay_wal(
             // they hold writes acknowledged after it.
             let truncated = Some(*seq) == newest;
             if truncated {
-                let file = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(path)
+                let file = doppel_fs::File::open_with(std::fs::OpenOptions::new().write(true), path)
                     .map_err(StoreError::io("open", path))?;
                 file.set_len(offset).map_err(StoreError::io("truncate", path))?;
-                file.sync_all().map_err(StoreError::io("fsync", path))?;
+                file.sync_all().map_err(StoreError::sync(path))?;
             }
             tracing::warn!(file = %path.display(), offset, bytes_dropped, ?reason, truncated, "damaged WAL record");
             report.wal_damage.push(WalDamage {
