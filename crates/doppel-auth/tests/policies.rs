@@ -134,7 +134,8 @@ fn sharing_signals_with_a_clinician_for_ninety_days_then_revoking() {
     assert!(!policies.authorize(&clinician, &twin("alice"), &read("heart_rate"), until).is_allowed());
 
     let revoked = policies.revoke(&user("alice"), &twin("alice"), id, now()).unwrap();
-    assert_eq!(revoked.granted_by.to_string(), "user:alice");
+    assert_eq!(revoked.len(), 1);
+    assert_eq!(revoked[0].granted_by.to_string(), "user:alice");
     assert!(!policies.authorize(&clinician, &twin("alice"), &read("heart_rate"), now()).is_allowed());
     assert!(matches!(
         policies.revoke(&user("alice"), &twin("alice"), id, now()),
@@ -363,6 +364,82 @@ fn pruning_drops_expired_grants_only() {
     assert_eq!(policies.prune(now()), 0);
     assert_eq!(policies.prune(soon), 1);
     assert_eq!(policies.grants(&twin("alice")).count(), 1);
+}
+
+#[test]
+fn revoking_a_grant_revokes_every_grant_derived_from_it() {
+    let mut policies = alices_twin();
+    let eve = policies
+        .grant(&user("alice"), &twin("alice"), share("user:eve", "twin", "read, share", None), now())
+        .unwrap()
+        .id;
+    let bob = policies
+        .grant(&user("eve"), &twin("alice"), share("user:bob", "twin", "read, share", None), now())
+        .unwrap();
+    assert_eq!(bob.derived_from, vec![eve]);
+    let bob = bob.id;
+    let carol = policies
+        .grant(&user("bob"), &twin("alice"), share("user:carol", "twin", "read", None), now())
+        .unwrap()
+        .id;
+    let dave = policies
+        .grant(&user("alice"), &twin("alice"), share("user:dave", "twin", "read", None), now())
+        .unwrap()
+        .id;
+    let action = Action::new(Permission::Read, Target::Twin);
+    assert!(policies.authorize(&user("carol"), &twin("alice"), &action, now()).is_allowed());
+
+    let revoked = policies.revoke(&user("alice"), &twin("alice"), eve, now()).unwrap();
+    let ids: Vec<_> = revoked.iter().map(|grant| grant.id).collect();
+    assert_eq!(ids, vec![eve, bob, carol]);
+    for name in ["eve", "bob", "carol"] {
+        assert!(!policies.authorize(&user(name), &twin("alice"), &action, now()).is_allowed(), "{name}");
+    }
+    assert!(policies.authorize(&user("dave"), &twin("alice"), &action, now()).is_allowed());
+    assert_eq!(policies.grants(&twin("alice")).map(|grant| grant.id).collect::<Vec<_>>(), vec![dave]);
+}
+
+#[test]
+fn a_grant_derives_from_each_grant_it_needed_and_pruning_cascades() {
+    let mut policies = alices_twin();
+    let soon = now().add_nanos(DAY_NS);
+    let reads = policies
+        .grant(&user("alice"), &twin("alice"), share("user:eve", "twin", "read", None), now())
+        .unwrap()
+        .id;
+    let shares = policies
+        .grant(&user("alice"), &twin("alice"), share("user:eve", "twin", "share", Some(soon)), now())
+        .unwrap()
+        .id;
+    let derived = policies
+        .grant(&user("eve"), &twin("alice"), share("user:bob", "twin", "read", Some(soon)), now())
+        .unwrap();
+    assert_eq!(derived.derived_from, vec![reads, shares]);
+    assert_eq!(policies.prune(soon), 2, "the expired share grant and the grant derived from it");
+    assert_eq!(policies.grants(&twin("alice")).map(|grant| grant.id).collect::<Vec<_>>(), vec![reads]);
+}
+
+#[test]
+fn stored_derivations_must_name_older_grants_of_the_same_twin() {
+    let grant = |id: u64, derived: &str| {
+        format!(
+            r#"{{"id":{id},"twin":"alice","subject":"user:b","resource":"twin","permissions":["read","share"],
+            "expires":null,"granted_by":"user:alice","created":0{derived}}}"#
+        )
+    };
+    let without = format!(r#"{{"grants":[{}],"last_grant_id":1}}"#, grant(1, ""));
+    let loaded: Policies = serde_json::from_str(&without).unwrap();
+    assert!(loaded.grants(&twin("alice")).all(|grant| grant.derived_from.is_empty()));
+    let good = format!(
+        r#"{{"grants":[{},{}],"last_grant_id":2}}"#,
+        grant(1, ""),
+        grant(2, r#","derived_from":[1]"#)
+    );
+    assert!(serde_json::from_str::<Policies>(&good).is_ok());
+    for bad in [r#","derived_from":[3]"#, r#","derived_from":[2]"#] {
+        let json = format!(r#"{{"grants":[{},{}],"last_grant_id":3}}"#, grant(1, ""), grant(2, bad));
+        assert!(serde_json::from_str::<Policies>(&json).is_err(), "{bad}");
+    }
 }
 
 #[test]

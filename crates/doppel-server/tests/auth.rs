@@ -306,6 +306,55 @@ async fn an_owner_shares_heart_rate_with_a_coach_for_ninety_days_and_revokes_it(
 }
 
 #[tokio::test]
+async fn revoking_a_grant_revokes_the_grants_made_under_it_persistently() {
+    let mut state = AuthState::default();
+    let alice = add_token(&mut state, "alice", Scopes::standard());
+    let eve = add_token(&mut state, "eve", Scopes::standard());
+    let bob = add_token(&mut state, "bob", Scopes::standard());
+    let server = TestServer::start_authenticated(state, AuthConfig::default()).await;
+    assert_eq!(
+        write_as(&server, &alice, &format!("heart_rate,twin=alice value=62 {NOON_SECS}")).await.status(),
+        204
+    );
+    let share = |token: &str, body: Value| {
+        let request =
+            server.client.post(server.url("/api/v1/twins/alice/grants")).bearer_auth(token.to_owned());
+        async move { request.json(&body).send().await.unwrap() }
+    };
+    let to_eve =
+        share(&alice, json!({"subject": "user:eve", "resource": "twin", "permissions": ["read", "share"]}))
+            .await;
+    assert_eq!(to_eve.status(), 201);
+    let to_eve = json_body(to_eve, "application/json").await;
+    let to_bob =
+        share(&eve, json!({"subject": "user:bob", "resource": "twin", "permissions": ["read"]})).await;
+    assert_eq!(to_bob.status(), 201);
+    let to_bob = json_body(to_bob, "application/json").await;
+    assert_eq!(status_as(&server, &bob, "/api/v1/twins/alice").await, 200);
+
+    let path = format!("/api/v1/twins/alice/grants/{}", to_eve["id"]);
+    assert_eq!(as_user(&server, &alice, Method::DELETE, &path).await.send().await.unwrap().status(), 204);
+    assert_eq!(status_as(&server, &eve, "/api/v1/twins/alice").await, 404);
+    assert_eq!(status_as(&server, &bob, "/api/v1/twins/alice").await, 404, "the derived grant went too");
+    let listing: Value = as_user(&server, &alice, Method::GET, "/api/v1/twins/alice/grants")
+        .await
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listing["grants"], json!([]), "{listing}");
+    let stored = AuthStore::new(server.data_dir().join("auth")).load().unwrap();
+    assert_eq!(stored.policies.grants(&doppel_model::TwinId::new("alice").unwrap()).count(), 0);
+
+    let audit: Value = server.get("/api/v1/audit?twin=alice").await.json().await.unwrap();
+    let unshare = audit["records"].as_array().unwrap().iter().find(|r| r["action"] == "unshare").unwrap();
+    let detail = unshare["detail"].as_str().unwrap();
+    assert!(detail.contains(&format!("derived from it: {}", to_bob["id"])), "{detail}");
+}
+
+#[tokio::test]
 async fn a_batch_touching_a_forbidden_twin_is_refused_whole_naming_it() {
     let mut state = AuthState::default();
     let alice = add_token(&mut state, "alice", Scopes::standard());

@@ -14,8 +14,6 @@
 //! key was destroyed cannot be read back: it is left out when loading.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::Write;
 use std::path::Path;
 
 use doppel_model::{Timestamp, TwinId};
@@ -25,7 +23,6 @@ use crate::StoreError;
 use crate::codec::{DecodeError, Reader, put_bytes, put_uvarint};
 use crate::sealing::{Role, Sealing};
 use crate::twin_entries::{TwinEntries, TwinRecordRef};
-use crate::wal::sync_dir;
 
 /// A twin as the catalog keeps it: identity, model and slow-changing
 /// properties. Live state and history live elsewhere.
@@ -241,11 +238,7 @@ struct SnapshotRef<'a> {
 pub(crate) fn write_snapshot(dir: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let tmp = dir.join(SNAPSHOT_TMP);
     let path = dir.join(SNAPSHOT_FILE);
-    let mut file = File::create(&tmp).map_err(StoreError::io("create", &tmp))?;
-    file.write_all(bytes).map_err(StoreError::io("write", &tmp))?;
-    file.sync_all().map_err(StoreError::io("fsync", &tmp))?;
-    std::fs::rename(&tmp, &path).map_err(StoreError::io("rename", &tmp))?;
-    sync_dir(dir)
+    StoreError::write_atomic(&path, &tmp, bytes)
 }
 
 #[cfg(test)]

@@ -102,11 +102,38 @@ pub enum StoreError {
         /// The twin.
         twin: String,
     },
-    /// An earlier fsync of the WAL failed, so what is on disk is unknown;
-    /// the store refuses further writes until it is reopened (the lesson of
-    /// PostgreSQL's 2018 "fsyncgate": a failed fsync cannot be retried).
-    #[error("the WAL is unusable after an earlier fsync failure; reopen the store")]
-    WalFailed,
+    /// An fsync of a file or directory failed. The kernel may have
+    /// dropped the dirty pages it could not write, so retrying it could
+    /// report success for data that is gone (PostgreSQL's 2018 "fsync
+    /// problem"): the store stops writes at once, and the caller gets
+    /// [`StoreError::Stopped`] instead of this.
+    #[error("fsync {path} failed: {source}")]
+    SyncFailed {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// Writes are stopped since an fsync failed; reads still work. Only a
+    /// restart, which replays the WAL, makes the store writable again.
+    #[error("writes are stopped since {cause}; reads still work; restart once the disk is fixed")]
+    Stopped {
+        /// The failed fsync, naming its file.
+        cause: String,
+    },
+    /// Writing a WAL record failed (an I/O error, a full disk, a short
+    /// write) and the file was cut back to its acknowledged length, so
+    /// nothing of this write was kept; it may be retried once the fault
+    /// clears.
+    #[error("writing {path} failed: {source}; nothing of this write was kept")]
+    WriteFailed {
+        /// The WAL file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
 }
 
 impl StoreError {
@@ -114,5 +141,26 @@ impl StoreError {
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> StoreError {
         let path = path.into();
         move |source| StoreError::Io { op, path, source }
+    }
+
+    /// Replaces `path` atomically through `tmp`, naming the failed call.
+    pub(crate) fn write_atomic(
+        path: &std::path::Path,
+        tmp: &std::path::Path,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        doppel_fs::write_atomic(path, tmp, &doppel_fs::replace_options(), bytes).map_err(|e| {
+            if e.op.is_sync() {
+                StoreError::SyncFailed { path: e.path, source: e.source }
+            } else {
+                StoreError::Io { op: e.op.as_str(), path: e.path, source: e.source }
+            }
+        })
+    }
+
+    /// Builds a [`StoreError::SyncFailed`] for `path`.
+    pub(crate) fn sync(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> StoreError {
+        let path = path.into();
+        move |source| StoreError::SyncFailed { path, source }
     }
 }

@@ -98,7 +98,7 @@ impl Problems {
 }
 
 /// The file name alone, so that no problem text carries the data path.
-fn file_name(path: &Path) -> String {
+pub(crate) fn file_name(path: &Path) -> String {
     path.file_name().map_or_else(|| "?".to_owned(), |n| n.to_string_lossy().into_owned())
 }
 

@@ -18,8 +18,6 @@
 //! tampering, reported as corruption; a frame whose twin key is gone is
 //! shredded data, which readers treat as absent.
 
-use std::fs::File;
-use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -27,7 +25,6 @@ use doppel_crypto::{DataKey, KeyId, Keyring, STORE_KEY};
 
 use crate::StoreError;
 use crate::codec::DecodeError;
-use crate::wal::sync_dir;
 
 /// What a sealed frame is, bound into its associated data so that a frame
 /// moved to another role or twin does not open there.
@@ -165,11 +162,7 @@ pub(crate) fn check_marker(dir: &Path, sealing: Option<&Sealing>) -> Result<(), 
         (None, Some(sealing)) => {
             let tmp = path.with_extension("tmp");
             let bytes = sealing.seal_store(Role::Marker, MARKER_TEXT)?;
-            let mut file = File::create(&tmp).map_err(StoreError::io("create", &tmp))?;
-            file.write_all(&bytes).map_err(StoreError::io("write", &tmp))?;
-            file.sync_all().map_err(StoreError::io("fsync", &tmp))?;
-            std::fs::rename(&tmp, &path).map_err(StoreError::io("rename", &tmp))?;
-            sync_dir(dir)
+            StoreError::write_atomic(&path, &tmp, &bytes)
         }
     }
 }

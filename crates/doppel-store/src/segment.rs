@@ -111,7 +111,7 @@ pub(crate) fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StoreErro
         let path = entry.path();
         let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
         if name.ends_with(".seg.tmp") {
-            std::fs::remove_file(&path).map_err(StoreError::io("remove", &path))?;
+            doppel_fs::remove_file(&path).map_err(StoreError::io("remove", &path))?;
         } else if let Some(id) = name.strip_suffix(".seg").and_then(|n| n.parse::<u64>().ok()) {
             files.push((id, path));
         }
@@ -136,7 +136,7 @@ where
 {
     let path = segment_path(dir, id);
     let tmp = path.with_extension("seg.tmp");
-    let file = File::create(&tmp).map_err(StoreError::io("create", &tmp))?;
+    let file = doppel_fs::File::create(&tmp).map_err(StoreError::io("create", &tmp))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let io = StoreError::io;
     let sealing = seal.as_ref().map(|s| Arc::clone(s.sealing));
@@ -213,8 +213,8 @@ where
         path: tmp.clone(),
         source: e.into_error(),
     })?;
-    file.sync_all().map_err(io("fsync", &tmp))?;
-    std::fs::rename(&tmp, &path).map_err(io("rename", &tmp))?;
+    file.sync_all().map_err(StoreError::sync(&tmp))?;
+    doppel_fs::rename(&tmp, &path).map_err(io("rename", &tmp))?;
     sync_dir(dir)?;
     let bytes = offset + tail.len() as u64 + FOOTER_BYTES as u64;
     let file = File::open(&path).map_err(io("open", &path))?;

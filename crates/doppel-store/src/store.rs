@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -21,7 +21,7 @@ use crate::config::{
     StoreStats, WalDamage, WriteReceipt,
 };
 use crate::head::{Columns, Head};
-use crate::health::{Problems, Severity, StoreProblem};
+use crate::health::{Problems, Severity, StoreProblem, file_name};
 use crate::index::{BlockMeta, IndexEntry};
 use crate::merge::{MergedSeries, SeriesMerge};
 use crate::query::{Aggregate, Bucket, BucketBuilder, RangeQuery, SeriesData};
@@ -124,6 +124,8 @@ struct Inner {
     counters: Counters,
     recovery: RecoveryReport,
     problems: Problems,
+    /// Set once the stopped store is among `problems`.
+    stop_reported: AtomicBool,
     shutdown: Mutex<bool>,
     wake: Condvar,
     _lock: File,
@@ -182,18 +184,18 @@ impl Store {
     /// Makes a batch durable (its WAL record fsynced, possibly by another
     /// writer's group commit) and visible to reads, then returns.
     pub fn write(&self, batch: &Batch) -> Result<WriteReceipt, StoreError> {
-        self.inner.write(batch)
+        self.inner.guard(self.inner.write(batch))
     }
 
     /// Inserts or replaces a twin's catalog record, durably.
     pub fn put_twin(&self, twin: &TwinRecord) -> Result<(), StoreError> {
-        self.inner.put_twins(std::slice::from_ref(twin))
+        self.inner.guard(self.inner.put_twins(std::slice::from_ref(twin)))
     }
 
     /// Upserts many catalog records with one fsync: creating the twins of a
     /// batch one durable write at a time would cost an fsync per twin.
     pub fn put_twins(&self, twins: &[TwinRecord]) -> Result<(), StoreError> {
-        self.inner.put_twins(twins)
+        self.inner.guard(self.inner.put_twins(twins))
     }
 
     /// Deletes a twin durably: its record and all its data written so far
@@ -201,7 +203,7 @@ impl Store {
     /// re-created; compaction reclaims the space. True when the twin existed
     /// (in the catalog or as data).
     pub fn delete_twin(&self, id: &TwinId) -> Result<bool, StoreError> {
-        self.inner.delete_twin(id)
+        self.inner.guard(self.inner.delete_twin(id))
     }
 
     /// A twin's catalog record.
@@ -295,14 +297,14 @@ impl Store {
     /// segment covers.
     pub fn flush(&self) -> Result<FlushReport, StoreError> {
         let _m = self.inner.maintenance.lock();
-        self.inner.flush_locked()
+        self.inner.guard(self.inner.flush_locked())
     }
 
     /// Merges all segments into one, keeping the newest value per (series,
     /// time), dropping deleted twins' data and points past retention.
     pub fn compact(&self) -> Result<CompactionReport, StoreError> {
         let _m = self.inner.maintenance.lock();
-        self.inner.compact_locked()
+        self.inner.guard(self.inner.compact_locked())
     }
 
     /// Deletes the WAL files once a flush has put all they hold into
@@ -342,7 +344,7 @@ impl Drop for Store {
 }
 
 fn create_dir(path: &Path) -> Result<(), StoreError> {
-    std::fs::create_dir_all(path).map_err(StoreError::io("create directory", path))
+    doppel_fs::create_dir_all(path, None).map_err(StoreError::io("create directory", path))
 }
 
 /// Merges two time-sorted, unique-time column sets; `newer` wins on equal
@@ -485,6 +487,7 @@ impl Inner {
             retention: RwLock::new(retention),
             counters: Counters::default(),
             problems: Problems::from_recovery(&report),
+            stop_reported: AtomicBool::new(false),
             recovery: report,
             shutdown: Mutex::new(false),
             wake: Condvar::new(),
@@ -528,8 +531,7 @@ impl Inner {
                 0 => format!("{points} points"),
                 n => format!("{points} points of {n} series"),
             };
-            let name =
-                segment.path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+            let name = file_name(&segment.path);
             problems.push(StoreProblem {
                 component: "segments",
                 severity: Severity::Degraded,
@@ -888,6 +890,9 @@ impl Inner {
     }
 
     fn flush_locked(&self) -> Result<FlushReport, StoreError> {
+        // A stopped store writes nothing more, not even a segment: the WAL
+        // it would delete after it is what a restart replays.
+        self.wal.check_writable()?;
         let mut report = FlushReport::default();
         // A frozen head left by a failed flush goes first, under its order.
         let leftover = self.view.read().frozen.clone();
@@ -911,10 +916,13 @@ impl Inner {
             view.frozen = Some((Arc::clone(&active), order));
             (active, order, wal_start)
         };
+        // The catalog goes first: once the segment is in place, a restart
+        // replays only the WAL from `wal_start` on, so the catalog records
+        // before it must already be in the snapshot.
+        self.snapshot_catalog(&mut report)?;
         self.write_frozen(&frozen, order, wal_start, &mut report)?;
         drop(frozen);
         crate::memory::release_freed_memory();
-        self.snapshot_catalog(&mut report)?;
         report.wal_files_removed += self.remove_wal_before(wal_start)?;
         self.counters.flushes.fetch_add(1, Ordering::Relaxed);
         Ok(report)
@@ -1008,7 +1016,7 @@ impl Inner {
         let mut removed = 0;
         for (file_seq, path) in list_wal_files(self.wal.dir())? {
             if file_seq < seq {
-                std::fs::remove_file(&path).map_err(StoreError::io("remove", &path))?;
+                doppel_fs::remove_file(&path).map_err(StoreError::io("remove", &path))?;
                 removed += 1;
             }
         }
@@ -1019,6 +1027,7 @@ impl Inner {
     }
 
     fn compact_locked(&self) -> Result<CompactionReport, StoreError> {
+        self.wal.check_writable()?;
         let mut inputs: Vec<Arc<Segment>> = self.view.read().segments.iter().cloned().collect();
         let mut report = CompactionReport::default();
         if inputs.is_empty() {
@@ -1073,7 +1082,7 @@ impl Inner {
         // Reads of the inputs skipped their damaged blocks (found at open
         // or by this merge), so those points are gone from the output.
         for input in &inputs {
-            let name = input.path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+            let name = file_name(&input.path);
             for bad in input.bad.list() {
                 report.points_dropped_damaged += u64::from(bad.points);
                 report.damaged_blocks.push(format!(
@@ -1128,7 +1137,7 @@ impl Inner {
             }
         }
         for input in &inputs {
-            match std::fs::remove_file(&input.path) {
+            match doppel_fs::remove_file(&input.path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(StoreError::Io { op: "remove", path: input.path.clone(), source: e }),
@@ -1167,6 +1176,37 @@ impl Inner {
         }
     }
 
+    /// Turns a failed fsync into stopped writes: the WAL refuses every
+    /// later write, `/health` names the cause, and the caller gets
+    /// [`StoreError::Stopped`]. Every write path returns through here.
+    fn guard<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        match result {
+            Err(StoreError::SyncFailed { path, source }) => {
+                self.wal.stop(format!("fsync of {} failed: {source}", file_name(&path)));
+                self.report_stopped();
+                Err(self.wal.stopped())
+            }
+            Err(e @ StoreError::Stopped { .. }) => {
+                self.report_stopped();
+                Err(e)
+            }
+            other => other,
+        }
+    }
+
+    /// Adds the stopped store to its problems, once.
+    fn report_stopped(&self) {
+        if !self.stop_reported.swap(true, Ordering::AcqRel) {
+            let StoreError::Stopped { cause } = self.wal.stopped() else { return };
+            tracing::error!(%cause, "the store stopped accepting writes; restart it once the disk is fixed");
+            self.problems.add(
+                "writes",
+                Severity::Failing,
+                format!("writes are stopped since {cause}; reads still work; restart once the disk is fixed"),
+            );
+        }
+    }
+
     fn maintenance_loop(&self) {
         let mut last_retention = Instant::now();
         loop {
@@ -1191,7 +1231,7 @@ impl Inner {
                 || (first_write.is_some() && age_nanos >= interval_nanos)
             {
                 let _m = self.maintenance.lock();
-                if let Err(e) = self.flush_locked() {
+                if let Err(e) = self.guard(self.flush_locked()) {
                     tracing::error!(error = %e, "background flush failed");
                 }
             }
@@ -1199,7 +1239,7 @@ impl Inner {
                 self.retention.read().is_limited() && last_retention.elapsed() >= RETENTION_INTERVAL;
             if segments > COMPACT_AFTER_SEGMENTS || (retention_due && segments > 0) {
                 let _m = self.maintenance.lock();
-                match self.compact_locked() {
+                match self.guard(self.compact_locked()) {
                     Ok(_) => last_retention = Instant::now(),
                     Err(e) => tracing::error!(error = %e, "background compaction failed"),
                 }
@@ -1336,7 +1376,7 @@ fn quarantine_wal_range(
     quarantine: &Path,
 ) -> Result<WalDamage, StoreError> {
     create_dir(quarantine)?;
-    let name = path.file_name().map_or_else(|| "wal".into(), |n| n.to_string_lossy().into_owned());
+    let name = file_name(path);
     let copy = quarantine.join(format!("{name}.{}-{}", range.start, range.end));
     let damaged = bytes.get(range.start as usize..range.end as usize).unwrap_or_default();
     std::fs::write(&copy, damaged).map_err(StoreError::io("write", &copy))?;

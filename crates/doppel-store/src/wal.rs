@@ -7,8 +7,6 @@
 //! `docs/storage-format.md` for the payload layout.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,6 +18,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::StoreError;
 use crate::catalog::TwinRecord;
 use crate::codec::{DecodeError, Reader, put_bytes, put_ivarint, put_uvarint};
+use crate::health::file_name;
 use crate::sealing::{Role, Sealing, TwinKey};
 
 /// Largest payload of one WAL record. Bounds what recovery allocates for a
@@ -535,11 +534,11 @@ pub(crate) fn list_wal_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StoreErr
 /// Fsyncs a directory so that file creations, renames and removals in it
 /// are durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(StoreError::io("fsync directory", dir))
+    doppel_fs::sync_dir(dir).map_err(StoreError::sync(dir))
 }
 
 struct Appender {
-    file: Arc<File>,
+    file: Arc<doppel_fs::File>,
     seq: u64,
     len: u64,
     /// Number of records appended since open (the last record's lsn).
@@ -580,7 +579,10 @@ pub(crate) struct Wal {
     sync_done: Condvar,
     /// Copy of `SyncState::synced` readable without the lock.
     synced: AtomicU64,
+    /// Set once an fsync failed: writes are stopped until reopen.
     failed: AtomicBool,
+    /// What stopped writes, for the error every later write returns.
+    stop_cause: Mutex<String>,
     pub(crate) counters: WalCounters,
 }
 
@@ -598,6 +600,7 @@ impl Wal {
             sync_done: Condvar::new(),
             synced: AtomicU64::new(lsn),
             failed: AtomicBool::new(false),
+            stop_cause: Mutex::new(String::new()),
             counters: WalCounters::default(),
         })
     }
@@ -610,9 +613,7 @@ impl Wal {
     /// Appends one framed record (header included) and returns its lsn. The
     /// record is not durable until [`Wal::sync_to`] returns for that lsn.
     pub(crate) fn append(&self, record: &[u8]) -> Result<u64, StoreError> {
-        if self.failed.load(Ordering::Acquire) {
-            return Err(StoreError::WalFailed);
-        }
+        self.check_writable()?;
         let mut a = self.appender.lock();
         if a.len > 0 && a.len + record.len() as u64 > self.segment_bytes {
             // Roll over: make the old file durable first so that only the
@@ -623,12 +624,16 @@ impl Wal {
             a.seq = seq;
             a.len = 0;
         }
-        let path = wal_path(&self.dir, a.seq);
-        if let Err(e) = (&*a.file).write_all(record) {
-            // A partial append leaves a torn record that recovery truncates;
-            // refuse further appends so none lands after it.
-            self.failed.store(true, Ordering::Release);
-            return Err(StoreError::Io { op: "append to WAL", path, source: e });
+        if let Err(source) = a.file.write_all(record) {
+            // Cut off whatever part of the record was written, so that no
+            // torn record sits before the next one; the records before it
+            // stay. If even that fails, the file's end is unknown: stop.
+            let path = wal_path(&self.dir, a.seq);
+            if let Err(e) = a.file.set_len(a.len) {
+                self.stop(format!("cutting back a failed append to {} failed: {e}", file_name(&path)));
+                return Err(self.stopped());
+            }
+            return Err(StoreError::WriteFailed { path, source });
         }
         a.len += record.len() as u64;
         a.appended += 1;
@@ -647,7 +652,7 @@ impl Wal {
                 return Ok(false);
             }
             if self.failed.load(Ordering::Acquire) {
-                return Err(StoreError::WalFailed);
+                return Err(self.stopped());
             }
             if !state.leader_active {
                 break;
@@ -679,16 +684,41 @@ impl Wal {
         Ok(target)
     }
 
-    fn timed_sync(&self, file: &File, seq: u64) -> Result<(), StoreError> {
+    /// Stops writes for good (until the store is reopened), saying why.
+    /// The first cause is kept.
+    pub(crate) fn stop(&self, cause: String) {
+        let mut kept = self.stop_cause.lock();
+        if !self.failed.swap(true, Ordering::AcqRel) {
+            *kept = cause;
+        }
+    }
+
+    /// True once writes are stopped.
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+
+    /// The error a write gets once writes are stopped.
+    pub(crate) fn stopped(&self) -> StoreError {
+        StoreError::Stopped { cause: self.stop_cause.lock().clone() }
+    }
+
+    /// Fails when writes are stopped.
+    pub(crate) fn check_writable(&self) -> Result<(), StoreError> {
+        if self.is_stopped() { Err(self.stopped()) } else { Ok(()) }
+    }
+
+    fn timed_sync(&self, file: &doppel_fs::File, seq: u64) -> Result<(), StoreError> {
         let started = Instant::now();
         let result = file.sync_data();
         let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
         self.counters.fsync_nanos_total.fetch_add(nanos, Ordering::Relaxed);
         self.counters.last_fsync_micros.store(nanos / 1_000, Ordering::Relaxed);
-        if let Err(e) = result {
-            self.failed.store(true, Ordering::Release);
-            return Err(StoreError::Io { op: "fsync WAL", path: wal_path(&self.dir, seq), source: e });
+        if let Err(source) = result {
+            let path = wal_path(&self.dir, seq);
+            self.stop(format!("fsync of {} failed: {source}", file_name(&path)));
+            return Err(StoreError::SyncFailed { path, source });
         }
         Ok(())
     }
@@ -719,13 +749,9 @@ impl Wal {
     }
 }
 
-fn open_new(dir: &Path, seq: u64) -> Result<File, StoreError> {
+fn open_new(dir: &Path, seq: u64) -> Result<doppel_fs::File, StoreError> {
     let path = wal_path(dir, seq);
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .map_err(StoreError::io("create WAL file", &path))?;
+    let file = doppel_fs::File::append(&path).map_err(StoreError::io("create WAL file", &path))?;
     sync_dir(dir)?;
     Ok(file)
 }

@@ -43,6 +43,12 @@ pub struct Grant {
     pub granted_by: Subject,
     /// When it was given.
     pub created: Timestamp,
+    /// The granter's grants it was derived from (none when the granter
+    /// owns the twin or is an administrator): revoking any of them revokes
+    /// this one too, so no grant outlives what it was shared from. Absent
+    /// in state saved before derivation was recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub derived_from: Vec<GrantId>,
 }
 
 impl Grant {

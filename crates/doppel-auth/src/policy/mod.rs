@@ -11,8 +11,11 @@
 //! Sharing passes on only what one holds: a non-owner may grant a
 //! permission only if it holds that permission and `share` on a resource
 //! that includes the one shared, and the new grant may not outlive the
-//! grants it was derived from. Revoking needs ownership, the admin scope, or
-//! `share` on a resource including the grant's.
+//! grants it was derived from. Each grant records those grants (for each
+//! permission shared, and `share` itself, the granter's longest-lasting
+//! one), and revoking a grant revokes every grant derived from it, down
+//! the whole tree. Revoking needs ownership, the admin scope, or `share` on
+//! a resource including the grant's.
 
 mod decision;
 mod grant;
@@ -198,7 +201,7 @@ impl Policies {
             return Err(AuthError::ExpiryNotInFuture { expires, now });
         }
         let action = || format!("grant {} on {}", new.permissions, new.resource);
-        let limit = self
+        let Sharing { limit, derived_from } = self
             .sharing_limit(by, twin, &new.resource, new.permissions, now)
             .map_err(|denial| forbidden(by, twin, action(), denial))?;
         if let Some(limit) = limit
@@ -221,39 +224,49 @@ impl Policies {
             expires: new.expires,
             granted_by,
             created: now,
+            derived_from,
         };
         let grants = &mut self.twins.entry(twin.clone()).or_default().grants;
         Ok(grants.entry(id).or_insert(grant))
     }
 
     /// Removes grant `id` from `twin` if `by` may (ownership, the admin
-    /// scope, or `share` on a resource including the grant's), returning it.
+    /// scope, or `share` on a resource including the grant's), and every
+    /// grant derived from it, directly or not. Answers the removed grants,
+    /// `id` first, then the derived ones in id order.
     pub fn revoke(
         &mut self,
         by: &Principal,
         twin: &TwinId,
         id: GrantId,
         now: Timestamp,
-    ) -> Result<Grant, AuthError> {
+    ) -> Result<Vec<Grant>, AuthError> {
         let resource = match self.twins.get(twin).and_then(|policy| policy.grants.get(&id)) {
             Some(grant) => grant.resource.clone(),
             None => return Err(AuthError::UnknownGrant { twin: twin.clone(), grant: id }),
         };
         self.sharing_limit(by, twin, &resource, Permissions::NONE, now)
             .map_err(|denial| forbidden(by, twin, format!("revoke grant {id}"), denial))?;
-        self.twins
+        let policy = self
+            .twins
             .get_mut(twin)
-            .and_then(|policy| policy.grants.remove(&id))
-            .ok_or(AuthError::UnknownGrant { twin: twin.clone(), grant: id })
+            .ok_or_else(|| AuthError::UnknownGrant { twin: twin.clone(), grant: id })?;
+        let revoked =
+            policy.grants.remove(&id).ok_or(AuthError::UnknownGrant { twin: twin.clone(), grant: id })?;
+        let mut removed = vec![revoked];
+        removed.extend(policy.remove_orphans());
+        Ok(removed)
     }
 
-    /// Drops grants that expired by `now`, and twins left with neither
-    /// owner nor grants. Answers how many grants went.
+    /// Drops grants that expired by `now` and every grant derived from
+    /// them, and twins left with neither owner nor grants. Answers how many
+    /// grants went.
     pub fn prune(&mut self, now: Timestamp) -> usize {
         let mut pruned = 0;
         for policy in self.twins.values_mut() {
             let before = policy.grants.len();
             policy.grants.retain(|_, grant| grant.is_active(now));
+            policy.remove_orphans();
             pruned += before - policy.grants.len();
         }
         self.twins.retain(|_, policy| policy.owner.is_some() || !policy.grants.is_empty());
@@ -287,8 +300,7 @@ impl Policies {
     }
 
     /// Whether `by` may share `permissions` (and hold `share`) on `resource`
-    /// of `twin`, and until when: `Ok(None)` for without limit, `Ok(Some(t))`
-    /// when the grants it would derive from end at `t`.
+    /// of `twin`, until when, and from which of its grants.
     fn sharing_limit(
         &self,
         by: &Principal,
@@ -296,22 +308,24 @@ impl Policies {
         resource: &Resource,
         permissions: Permissions,
         now: Timestamp,
-    ) -> Result<Option<Timestamp>, Denial> {
+    ) -> Result<Sharing, Denial> {
+        let unlimited = Sharing { limit: None, derived_from: Vec::new() };
         let needed = permissions.with(Permission::Share);
         for permission in needed.iter() {
             if scope_gate(by, twin, permission)? == Gate::Admin {
-                return Ok(None);
+                return Ok(unlimited);
             }
         }
         let Some(policy) = self.twins.get(twin) else {
             return Err(Denial::NoGrant);
         };
         if policy.owner.as_ref().is_some_and(|owner| by.is(owner)) {
-            return Ok(None);
+            return Ok(unlimited);
         }
         let mut limit = Expiry::Never;
+        let mut derived_from = Vec::new();
         for permission in needed.iter() {
-            let latest = policy
+            let (latest, id) = policy
                 .grants
                 .values()
                 .filter(|grant| {
@@ -320,16 +334,49 @@ impl Policies {
                         && grant.permissions.contains(permission)
                         && grant.resource.includes(resource)
                 })
-                .map(|grant| grant.expires.map_or(Expiry::Never, Expiry::At))
+                .map(|grant| (grant.expires.map_or(Expiry::Never, Expiry::At), grant.id))
                 .max()
                 .ok_or(Denial::NoGrant)?;
             limit = limit.min(latest);
+            derived_from.push(id);
         }
-        Ok(match limit {
+        derived_from.sort_unstable();
+        derived_from.dedup();
+        let limit = match limit {
             Expiry::At(at) => Some(at),
             Expiry::Never => None,
-        })
+        };
+        Ok(Sharing { limit, derived_from })
     }
+}
+
+impl TwinPolicy {
+    /// Removes every grant derived from a grant that is gone, until none
+    /// is left, and answers them in id order.
+    fn remove_orphans(&mut self) -> Vec<Grant> {
+        let mut removed = Vec::new();
+        loop {
+            let orphans: Vec<GrantId> = self
+                .grants
+                .values()
+                .filter(|grant| grant.derived_from.iter().any(|parent| !self.grants.contains_key(parent)))
+                .map(|grant| grant.id)
+                .collect();
+            if orphans.is_empty() {
+                break;
+            }
+            removed.extend(orphans.iter().filter_map(|id| self.grants.remove(id)));
+        }
+        removed.sort_by_key(|grant| grant.id);
+        removed
+    }
+}
+
+/// What a granter may pass on: until when (`None` for without limit), and
+/// the grants of its own that the new grant derives from.
+struct Sharing {
+    limit: Option<Timestamp>,
+    derived_from: Vec<GrantId>,
 }
 
 /// An end time ordered so that "never" is the latest.
@@ -395,6 +442,23 @@ impl TryFrom<PoliciesRepr> for Policies {
                 return Err(corrupt(format!("grant {} appears twice", grant.id)));
             }
             policies.twins.entry(grant.twin.clone()).or_default().grants.insert(grant.id, grant);
+        }
+        // A grant derives only from older grants of its own twin, and
+        // revoking cascades, so a parent that is missing or newer means
+        // the file was not written by Doppel.
+        for policy in policies.twins.values() {
+            for grant in policy.grants.values() {
+                if let Some(parent) = grant
+                    .derived_from
+                    .iter()
+                    .find(|parent| **parent >= grant.id || !policy.grants.contains_key(parent))
+                {
+                    return Err(corrupt(format!(
+                        "grant {} derives from grant {parent}, which is not an older grant of twin {}",
+                        grant.id, grant.twin
+                    )));
+                }
+            }
         }
         Ok(policies)
     }

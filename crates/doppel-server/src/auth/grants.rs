@@ -201,7 +201,8 @@ pub(crate) async fn create_grant(
     Ok((StatusCode::CREATED, Json(grant)).into_response())
 }
 
-/// Takes a grant back; it stops counting at once, open streams included.
+/// Takes a grant back, and every grant derived from it; they stop counting
+/// at once, open streams included.
 #[utoipa::path(
     delete,
     path = "/api/v1/twins/{id}/grants/{grant}",
@@ -227,13 +228,18 @@ pub(crate) async fn revoke_grant(
         reason: format!("{grant:?} is not a grant id (a whole number)"),
     })?;
     require_twin(&caller, &state.engine, &twin)?;
-    crate::blocking(move || {
+    let note = caller.audit_note().clone();
+    let revoked = crate::blocking(move || {
         let by = caller.acting_principal();
         caller.auth().update(|auth_state| {
             let revoked = auth_state.policies.revoke(&by, &twin, grant, Timestamp::now());
-            revoked.map(drop).map_err(|error| caller.hide(auth_state, &twin, refusal(error)))
+            revoked.map_err(|error| caller.hide(auth_state, &twin, refusal(error)))
         })
     })
     .await??;
+    let derived: Vec<String> = revoked.iter().skip(1).map(|grant| grant.id.to_string()).collect();
+    if !derived.is_empty() {
+        note.detail(format!("grant {grant} and the grants derived from it: {}", derived.join(",")));
+    }
     Ok(StatusCode::NO_CONTENT)
 }
