@@ -117,6 +117,17 @@ async fn a_damaged_segment_block_degrades_the_server_and_repair_drops_only_that_
     let alice = heart_rate_csv(&server, "alice").await;
     assert!(alice.success, "a damaged block is skipped, not a failed read: {}", alice.stderr);
     assert_eq!(alice.stdout, "time,value\n");
+    // An export over the damaged block completes: a whole zip archive,
+    // not a 200 cut short.
+    let export = admin_client(std::time::Duration::from_secs(60))
+        .get(server.url("/api/v1/twins/alice/export"))
+        .send()
+        .await
+        .expect("export");
+    assert_eq!(export.status(), 200);
+    let archive = export.bytes().await.expect("the whole archive");
+    let end = archive.len().saturating_sub(22);
+    assert_eq!(archive.get(end..end + 4), Some(&b"PK\x05\x06"[..]), "the archive ends with its directory");
     assert!(server.terminate().success());
 
     let damaged = check(data_arg).await;
