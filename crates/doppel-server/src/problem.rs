@@ -112,18 +112,27 @@ pub(crate) enum ApiError {
     BudgetExhausted { analyst: String, budget: BudgetDoc },
     /// The audit log cannot record requests now, so audited requests are
     /// refused rather than served unrecorded.
-    #[error("the audit log cannot record this request: {0}")]
+    /// The cause (naming files) is logged, never sent.
+    #[error(
+        "the audit log cannot record this request now, so it was refused before it did anything; retry later"
+    )]
     AuditUnavailable(String),
     /// The server keeps no audit log.
     #[error("this server keeps no audit log")]
     AuditOff,
     /// The store stopped accepting writes after a failed fsync; reads
-    /// still work, writes need a restart of the server.
-    #[error("{0}")]
+    /// still work, writes need a restart of the server. The cause
+    /// (naming files) is logged, never sent.
+    #[error(
+        "the store stopped accepting writes after a failed fsync; reads still work, and writes resume after the server is restarted"
+    )]
     StorageStopped(String),
     /// Writing to the store failed (an I/O error, a full disk) and
-    /// nothing of the request was kept; it may be retried.
-    #[error("{0}")]
+    /// nothing of the request was kept; it may be retried. The cause
+    /// (naming files) is logged, never sent.
+    #[error(
+        "writing to the store failed (an I/O error or a full disk); nothing of this request was kept, and it may be retried"
+    )]
     StorageWriteFailed(String),
     /// Something failed inside the server or engine; the client cannot fix it.
     #[error("internal error: {0}")]

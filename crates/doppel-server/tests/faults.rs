@@ -38,7 +38,11 @@ async fn a_failed_fsync_stops_writes_with_503_and_health_names_it_while_reads_wo
     let refused = json_body(post_point(&server, 1, 61.0).await, "application/problem+json").await;
     assert_eq!(refused["type"], "urn:doppel:problem:storage-stopped", "{refused}");
     assert_eq!(refused["status"], 503);
-    assert!(refused["detail"].as_str().unwrap().contains("fsync"), "{refused}");
+    let detail = refused["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("fsync") && !detail.contains(".wal"),
+        "the cause names files: logged, not sent: {refused}"
+    );
     drop(armed);
 
     let again = json_body(post_point(&server, 2, 62.0).await, "application/problem+json").await;
@@ -70,6 +74,7 @@ async fn a_failed_append_answers_503_and_the_next_write_is_accepted() {
         let refused = json_body(post_point(&server, 1, 61.0).await, "application/problem+json").await;
         assert_eq!(refused["type"], "urn:doppel:problem:storage-write-failed", "{fault:?}: {refused}");
         assert_eq!(refused["status"], 503);
+        assert!(!refused["detail"].as_str().unwrap().contains(".wal"), "no file names in answers: {refused}");
         drop(armed);
     }
     assert_eq!(server.get("/health").await.status(), 200);
