@@ -14,8 +14,7 @@
 //! [`AuditError::Failed`], so a server can refuse requests it could not
 //! record rather than serve them unrecorded.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs::{self, OpenOptions};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -157,7 +156,11 @@ struct Tail {
     file_bytes: u64,
     pending: Vec<Pending>,
     pending_bytes: usize,
+    /// A failed fsync or roll: the log is stopped until reopened.
     failure: Option<String>,
+    /// A failed append, cut off and retried at each flush; appends are
+    /// refused until one succeeds.
+    write_error: Option<String>,
     closed: bool,
 }
 
@@ -171,7 +174,7 @@ enum Pending {
 
 /// The file being written.
 struct Output {
-    file: File,
+    file: doppel_fs::File,
     path: PathBuf,
     written: u64,
     unsynced: bool,
@@ -197,13 +200,15 @@ impl AuditLog {
         if options.sync_interval.is_zero() {
             return Err(AuditError::InvalidOptions("sync_interval must be longer than zero".to_owned()));
         }
-        private_dir_builder().create(dir).map_err(AuditError::io("create", dir))?;
+        doppel_fs::create_dir_all(dir, Some(&private_dir_builder()))
+            .map_err(AuditError::io("create", dir))?;
         let mode = if key.is_some() { Mode::Sealed } else { Mode::Plain };
         let (walked, truncated) = recover(dir, key.as_ref())?;
         let recovery = Recovery { records: walked.next_seq - 1, head: walked.head, truncated };
         let output = match walked.last {
             Some((path, header, end)) if header.mode == mode => Output {
-                file: OpenOptions::new().append(true).open(&path).map_err(AuditError::io("open", &path))?,
+                file: doppel_fs::File::open_with(OpenOptions::new().append(true), &path)
+                    .map_err(AuditError::io("open", &path))?,
                 path,
                 written: end,
                 unsynced: false,
@@ -211,7 +216,7 @@ impl AuditLog {
             Some((path, header, end)) if end == HEADER_BYTES => {
                 // An empty file in the other mode: replace it, since the
                 // new one takes its name.
-                fs::remove_file(&path).map_err(AuditError::io("remove", &path))?;
+                doppel_fs::remove_file(&path).map_err(AuditError::io("remove", &path))?;
                 create_file(dir, &Header { mode, ..header })?
             }
             _ => create_file(dir, &Header { mode, first_seq: walked.next_seq, previous: walked.head })?,
@@ -223,6 +228,7 @@ impl AuditLog {
             pending: Vec::new(),
             pending_bytes: 0,
             failure: None,
+            write_error: None,
             closed: false,
         };
         let core = Arc::new(Core {
@@ -296,6 +302,20 @@ impl AuditLog {
             core.wake.notify_one();
         }
         Ok(seq)
+    }
+
+    /// Why the log refuses records now, `None` while it takes them: for
+    /// the server's health report, so that an operator learns of it
+    /// without waiting for a refused request.
+    pub fn problem(&self) -> Option<String> {
+        let tail = self.shared.core.tail.lock();
+        match (&tail.failure, &tail.write_error) {
+            (Some(reason), _) => {
+                Some(format!("stopped recording after {reason}; restart once the disk is fixed"))
+            }
+            (None, Some(reason)) => Some(format!("cannot write its records ({reason}); retrying")),
+            (None, None) => None,
+        }
     }
 
     /// Writes and fsyncs every record appended so far, now.
@@ -384,7 +404,7 @@ impl Drop for Shared {
 
 impl Tail {
     fn check_writable(&self) -> Result<(), AuditError> {
-        if let Some(reason) = &self.failure {
+        if let Some(reason) = self.failure.as_ref().or(self.write_error.as_ref()) {
             return Err(AuditError::Failed { reason: reason.clone() });
         }
         if self.closed {
@@ -431,33 +451,98 @@ impl Core {
             std::mem::take(&mut tail.pending)
         };
         match self.write(&mut output, pending, sync) {
-            Ok(()) => Ok((output.path.clone(), output.written)),
-            Err(error) => {
-                self.tail.lock().failure.get_or_insert_with(|| error.to_string());
+            Ok(()) => {
+                self.tail.lock().write_error = None;
+                Ok((output.path.clone(), output.written))
+            }
+            Err(Unwritten { error, mut rest, lasting }) => {
+                let mut tail = self.tail.lock();
+                if lasting {
+                    tail.failure.get_or_insert_with(|| reason(&error));
+                } else {
+                    // Back in front of what was appended since, for the
+                    // next flush to retry; appends are refused meanwhile.
+                    tail.write_error = Some(reason(&error));
+                    tail.pending_bytes += rest
+                        .iter()
+                        .map(|work| match work {
+                            Pending::Frames(frames) => frames.len(),
+                            Pending::Roll(_) => 0,
+                        })
+                        .sum::<usize>();
+                    rest.append(&mut tail.pending);
+                    tail.pending = rest;
+                }
                 Err(error)
             }
         }
     }
 
-    fn write(&self, output: &mut Output, pending: Vec<Pending>, sync: bool) -> Result<(), AuditError> {
-        for work in pending {
+    /// Writes `pending` in order. A failed append of frames is cut off the
+    /// file and handed back with the rest, to be retried; a failed fsync
+    /// (after which the kernel may have dropped the pages it could not
+    /// write, so a retry could report success for lost records) or a
+    /// failed roll to a new file stops the log for good.
+    fn write(&self, output: &mut Output, pending: Vec<Pending>, sync: bool) -> Result<(), Unwritten> {
+        let mut pending = pending.into_iter();
+        while let Some(work) = pending.next() {
             match work {
                 Pending::Frames(frames) => {
-                    output.file.write_all(&frames).map_err(AuditError::io("write", &output.path))?;
+                    if let Err(source) = output.file.write_all(&frames) {
+                        let error = AuditError::io("write", &output.path)(source);
+                        let lasting = output.file.set_len(output.written).is_err();
+                        let rest = std::iter::once(Pending::Frames(frames)).chain(pending).collect();
+                        return Err(Unwritten { error, rest, lasting });
+                    }
                     output.written += frames.len() as u64;
                     output.unsynced = true;
                 }
                 Pending::Roll(header) => {
-                    output.file.sync_data().map_err(AuditError::io("fsync", &output.path))?;
-                    *output = create_file(&self.dir, &header)?;
+                    output
+                        .file
+                        .sync_data()
+                        .map_err(AuditError::io("fsync", &output.path))
+                        .map_err(Unwritten::lasting)?;
+                    *output = create_file(&self.dir, &header).map_err(Unwritten::lasting)?;
                 }
             }
         }
         if sync && output.unsynced {
-            output.file.sync_data().map_err(AuditError::io("fsync", &output.path))?;
+            output
+                .file
+                .sync_data()
+                .map_err(AuditError::io("fsync", &output.path))
+                .map_err(Unwritten::lasting)?;
             output.unsynced = false;
         }
         Ok(())
+    }
+}
+
+/// What went wrong, naming a file by its name alone: the text reaches
+/// the server's public health report.
+fn reason(error: &AuditError) -> String {
+    match error {
+        AuditError::Io { action, path, source } => {
+            let name = path.file_name().map_or_else(|| "?".into(), |name| name.to_string_lossy());
+            format!("cannot {action} {name}: {source}")
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Why [`Core::write`] stopped, and the work it did not do.
+struct Unwritten {
+    error: AuditError,
+    /// The work not written, in order; empty when `lasting`.
+    rest: Vec<Pending>,
+    /// The log cannot go on: an fsync failed, or the file's end is unknown.
+    lasting: bool,
+}
+
+impl Unwritten {
+    fn lasting(error: AuditError) -> Unwritten {
+        Unwritten { error, rest: Vec::new(), lasting: true }
     }
 }
 
@@ -486,13 +571,13 @@ fn recover(dir: &Path, key: Option<&DataKey>) -> Result<(Walked, Vec<TornTail>),
             return Ok((walked, truncated));
         };
         if torn.offset == 0 {
-            fs::remove_file(&torn.file).map_err(AuditError::io("remove", &torn.file))?;
+            doppel_fs::remove_file(&torn.file).map_err(AuditError::io("remove", &torn.file))?;
             sync_dir(dir)?;
             truncated.push(torn);
             continue;
         }
-        let file =
-            OpenOptions::new().write(true).open(&torn.file).map_err(AuditError::io("open", &torn.file))?;
+        let file = doppel_fs::File::open_with(OpenOptions::new().write(true), &torn.file)
+            .map_err(AuditError::io("open", &torn.file))?;
         file.set_len(torn.offset).map_err(AuditError::io("truncate", &torn.file))?;
         file.sync_all().map_err(AuditError::io("fsync", &torn.file))?;
         truncated.push(torn);
@@ -508,7 +593,7 @@ fn create_file(dir: &Path, header: &Header) -> Result<Output, AuditError> {
     options.append(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&path).map_err(AuditError::io("create", &path))?;
+    let file = doppel_fs::File::open_with(&options, &path).map_err(AuditError::io("create", &path))?;
     file.write_all(&header.encode()).map_err(AuditError::io("write", &path))?;
     file.sync_all().map_err(AuditError::io("fsync", &path))?;
     sync_dir(dir)?;
@@ -516,7 +601,7 @@ fn create_file(dir: &Path, header: &Header) -> Result<Output, AuditError> {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), AuditError> {
-    File::open(dir).and_then(|dir| dir.sync_all()).map_err(AuditError::io("fsync", dir))
+    doppel_fs::sync_dir(dir).map_err(AuditError::io("fsync", dir))
 }
 
 /// The audit log says who looked at whose twin: only its owner may list it.

@@ -18,8 +18,7 @@
 //! sealed.
 
 use std::fs::{self, File};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use doppel_crypto::DataKey;
 use serde::{Deserialize, Serialize};
@@ -177,16 +176,19 @@ impl AuthStore {
         let path = self.path();
         let temporary = self.dir.join(format!("{STATE_FILE}.tmp"));
         let io = |action, source| AuthError::StateFile { path: path.clone(), action, source };
-        private_dir_builder().create(&self.dir).map_err(|e| io("create the directory of", e))?;
+        doppel_fs::create_dir_all(&self.dir, Some(&private_dir_builder()))
+            .map_err(|e| io("create the directory of", e))?;
         // A temporary file left by a crash may have other permissions.
-        let _ = fs::remove_file(&temporary);
-        let mut file =
-            private_file_options().open(&temporary).map_err(|e| io("create the temporary file of", e))?;
-        file.write_all(bytes).map_err(|e| io("write", e))?;
-        file.sync_all().map_err(|e| io("fsync", e))?;
-        drop(file);
-        fs::rename(&temporary, &path).map_err(|e| io("rename the temporary file to", e))?;
-        sync_dir(&self.dir).map_err(|e| io("fsync the directory of", e))
+        let _ = doppel_fs::remove_file(&temporary);
+        doppel_fs::write_atomic(&path, &temporary, &private_file_options(), bytes).map_err(|e| {
+            let action = match e.op {
+                doppel_fs::Op::Open => "create the temporary file of",
+                doppel_fs::Op::Rename => "rename the temporary file to",
+                doppel_fs::Op::SyncDir => "fsync the directory of",
+                other => other.as_str(),
+            };
+            io(action, e.source)
+        })
     }
 }
 
@@ -204,10 +206,6 @@ fn private_file_options() -> fs::OpenOptions {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     options
-}
-
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

@@ -16,8 +16,6 @@
 //! key is gone from the keyring when `destroy` returns.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use parking_lot::{Mutex, RwLock};
@@ -74,7 +72,7 @@ impl Keyring {
         let mut stale = Vec::new();
         for shard in 0..SHARDS {
             let path = shard_path(dir, shard);
-            let _ = std::fs::remove_file(path.with_extension("keys.tmp"));
+            let _ = doppel_fs::remove_file(&path.with_extension("keys.tmp"));
             let bytes = match std::fs::read(&path) {
                 Ok(bytes) => bytes,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -152,8 +150,13 @@ impl Keyring {
         for (&number, key) in numbers.iter().zip(&keys) {
             self.shards[shard_of(number)].write().insert(number, key.clone());
         }
-        for shard in touched {
-            self.persist(shard)?;
+        if let Err(e) = touched.into_iter().try_for_each(|shard| self.persist(shard)) {
+            // None of the keys is handed out, so none may stay: a retry
+            // with the same numbers must not find them taken.
+            for &number in numbers {
+                self.shards[shard_of(number)].write().remove(&number);
+            }
+            return Err(e);
         }
         Ok(keys)
     }
@@ -162,11 +165,14 @@ impl Keyring {
     /// unreadable from the moment this returns. True when a key existed.
     pub fn destroy(&self, number: u64) -> Result<bool, CryptoError> {
         let shard = shard_of(number);
-        let existed = self.shards[shard].write().remove(&number).is_some();
-        if existed {
-            self.persist(shard)?;
+        let Some(key) = self.shards[shard].write().remove(&number) else { return Ok(false) };
+        if let Err(e) = self.persist(shard) {
+            // The shard on disk still holds the key, so the destruction did
+            // not happen: keep using it, as a restart would.
+            self.shards[shard].write().insert(number, key);
+            return Err(e);
         }
-        Ok(existed)
+        Ok(true)
     }
 
     /// Reseals every shard under `new_master` while keys stay usable; the
@@ -200,7 +206,7 @@ impl Keyring {
         bytes.extend_from_slice(&master.id().0);
         bytes.extend_from_slice(&sealed);
         drop(master);
-        write_atomically(&self.dir, &path, &bytes)
+        write_atomically(&path, &bytes)
     }
 }
 
@@ -252,35 +258,31 @@ fn read_shard(
 
 fn create_private_dir(dir: &Path) -> Result<(), CryptoError> {
     use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(CryptoError::io("create", dir))
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true).mode(0o700);
+    doppel_fs::create_dir_all(dir, Some(&builder)).map_err(CryptoError::io("create", dir))
 }
 
-fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), CryptoError> {
+/// Replaces a shard file: temporary file, fsync, rename, fsync of the
+/// directory, so that a failure leaves the old shard whole.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CryptoError> {
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("keys.tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(CryptoError::io("create", &tmp))?;
-    file.write_all(bytes).map_err(CryptoError::io("write", &tmp))?;
-    file.sync_all().map_err(CryptoError::io("fsync", &tmp))?;
-    std::fs::rename(&tmp, path).map_err(CryptoError::io("rename", &tmp))?;
-    sync_dir(dir)
+    let mut options = doppel_fs::replace_options();
+    options.mode(0o600);
+    doppel_fs::write_atomic(path, &tmp, &options, bytes).map_err(|e| CryptoError::Io {
+        op: e.op.as_str(),
+        path: e.path,
+        source: e.source,
+    })
 }
 
 fn remove_shard(dir: &Path, path: &Path) -> Result<(), CryptoError> {
-    match std::fs::remove_file(path) {
-        Ok(()) => sync_dir(dir),
+    match doppel_fs::remove_file(path) {
+        Ok(()) => doppel_fs::sync_dir(dir).map_err(CryptoError::io("fsync", dir)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(CryptoError::Io { op: "remove", path: path.to_path_buf(), source: e }),
     }
-}
-
-fn sync_dir(dir: &Path) -> Result<(), CryptoError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(CryptoError::io("fsync", dir))
 }
 
 #[cfg(test)]

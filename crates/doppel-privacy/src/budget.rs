@@ -23,7 +23,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -198,15 +198,18 @@ pub(crate) fn write_private_file(dir: &Path, name: &str, bytes: &[u8]) -> Result
         builder.mode(0o700);
         options.mode(0o600);
     }
-    builder.create(dir).map_err(failed("create the directory of"))?;
+    doppel_fs::create_dir_all(dir, Some(&builder)).map_err(failed("create the directory of"))?;
     // A leftover temporary file may have been made with other permissions.
-    let _ = fs::remove_file(&temporary);
-    let mut file = options.open(&temporary).map_err(failed("create the temporary file of"))?;
-    file.write_all(bytes).map_err(failed("write"))?;
-    file.sync_all().map_err(failed("fsync"))?;
-    drop(file);
-    fs::rename(&temporary, &path).map_err(failed("rename the temporary file to"))?;
-    fs::File::open(dir).and_then(|directory| directory.sync_all()).map_err(failed("fsync the directory of"))
+    let _ = doppel_fs::remove_file(&temporary);
+    doppel_fs::write_atomic(&path, &temporary, &options, bytes).map_err(|error| {
+        let action = match error.op {
+            doppel_fs::Op::Open => "create the temporary file of",
+            doppel_fs::Op::Rename => "rename the temporary file to",
+            doppel_fs::Op::SyncDir => "fsync the directory of",
+            other => other.as_str(),
+        };
+        PrivacyError::File { path: path.clone(), action, source: error.source }
+    })
 }
 
 #[cfg(test)]

@@ -69,6 +69,10 @@ pub(crate) struct HealthProblem {
 )]
 pub(crate) async fn health(State(state): State<AppState>) -> Response {
     let mut problems = state.engine.store().problems();
+    // Audited requests are refused while the log cannot record them.
+    if let Some(detail) = state.limits.audit.as_ref().and_then(|log| log.problem()) {
+        problems.push(doppel_store::StoreProblem { component: "audit", severity: Severity::Failing, detail });
+    }
     problems.sort_by_key(|p| std::cmp::Reverse(p.severity));
     let status = problems.first().map_or("ok", |worst| worst.severity.as_str());
     let code = if problems.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
@@ -153,6 +157,20 @@ fn render_engine_metrics(text: &mut String, stats: &EngineStats) {
         "gauge",
         "Signals with live state across all twins.",
         &[("", stats.live_signals as f64)],
+    );
+    family(
+        text,
+        "doppel_store_bad_blocks",
+        "gauge",
+        "Damaged segment blocks found and skipped by reads (GET /health names their segments).",
+        &[("", as_f64(store.bad_blocks))],
+    );
+    family(
+        text,
+        "doppel_store_bad_block_reads_skipped_total",
+        "counter",
+        "Block reads skipped because the block is damaged.",
+        &[("", as_f64(store.bad_block_reads_skipped_total))],
     );
     family(
         text,

@@ -11,6 +11,7 @@ use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use doppel_engine::{EngineError, IngestError};
 use doppel_protocols::{LineError, ParseErrors};
+use doppel_store::StoreError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -116,6 +117,14 @@ pub(crate) enum ApiError {
     /// The server keeps no audit log.
     #[error("this server keeps no audit log")]
     AuditOff,
+    /// The store stopped accepting writes after a failed fsync; reads
+    /// still work, writes need a restart of the server.
+    #[error("{0}")]
+    StorageStopped(String),
+    /// Writing to the store failed (an I/O error, a full disk) and
+    /// nothing of the request was kept; it may be retried.
+    #[error("{0}")]
+    StorageWriteFailed(String),
     /// Something failed inside the server or engine; the client cannot fix it.
     #[error("internal error: {0}")]
     Internal(String),
@@ -176,7 +185,9 @@ impl ApiError {
             Self::BodyTooLarge { .. } | Self::TooManyPoints { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::AuditUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::AuditUnavailable(_) | Self::StorageStopped(_) | Self::StorageWriteFailed(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -210,6 +221,8 @@ impl ApiError {
             Self::BudgetExhausted { .. } => "privacy-budget-exhausted",
             Self::AuditUnavailable(_) => "audit-unavailable",
             Self::AuditOff => "audit-off",
+            Self::StorageStopped(_) => "storage-stopped",
+            Self::StorageWriteFailed(_) => "storage-write-failed",
             Self::Internal(_) => "internal-error",
         }
     }
@@ -242,6 +255,8 @@ impl ApiError {
             Self::BudgetExhausted { .. } => "Privacy budget exhausted",
             Self::AuditUnavailable(_) => "Audit log unavailable",
             Self::AuditOff => "No audit log",
+            Self::StorageStopped(_) => "Storage stopped",
+            Self::StorageWriteFailed(_) => "Storage write failed",
             Self::Internal(_) => "Internal server error",
         }
     }
@@ -260,6 +275,7 @@ impl ApiError {
             limit: None,
             refused: None,
             budget: None,
+            error_id: None,
         };
         match self {
             Self::InvalidParameter { name, .. }
@@ -278,6 +294,9 @@ impl ApiError {
             Self::TooManyPoints { limit, .. } => problem.limit = Some(*limit as u64),
             Self::WriteForbidden { refused, .. } => problem.refused = Some(refused.clone()),
             Self::BudgetExhausted { budget, .. } => problem.budget = Some(*budget),
+            // What failed inside names files and internals; it is logged,
+            // never sent.
+            Self::Internal(_) => problem.detail = INTERNAL_DETAIL.to_owned(),
             _ => {}
         }
         problem
@@ -298,9 +317,10 @@ impl ApiError {
             StatusCode::UNAUTHORIZED => "unauthorized",
             StatusCode::FORBIDDEN => "forbidden",
             StatusCode::TOO_MANY_REQUESTS => "too many requests",
+            StatusCode::SERVICE_UNAVAILABLE => "unavailable",
             _ => "internal error",
         };
-        self.log();
+        let error_id = self.log();
         let errors = match &self {
             Self::BadItems { errors, .. } => {
                 errors.iter().map(|e| InfluxLineError { line: e.line, message: e.message.clone() }).collect()
@@ -317,7 +337,10 @@ impl ApiError {
                     first.unwrap_or_default()
                 )
             }
-            other => other.to_string(),
+            other => match &error_id {
+                Some(id) => internal_detail(id),
+                None => other.to_string(),
+            },
         };
         let mut response = (status, Json(InfluxError { code, message, errors })).into_response();
         self.add_headers(&mut response);
@@ -344,21 +367,44 @@ impl ApiError {
         }
     }
 
-    fn log(&self) {
+    /// Logs what the operator must see; for an internal failure, returns
+    /// the error id logged with its detail, which the client is given in
+    /// place of the detail.
+    fn log(&self) -> Option<String> {
         match self {
-            Self::Internal(detail) => tracing::error!(%detail, "request failed inside the server"),
+            Self::Internal(detail) => {
+                let error_id = format!("{:016x}", rand::random::<u64>());
+                tracing::error!(%error_id, %detail, "request failed inside the server");
+                return Some(error_id);
+            }
             Self::AuditUnavailable(detail) => {
                 tracing::error!(%detail, "refused a request the audit log cannot record");
             }
+            Self::StorageStopped(detail) | Self::StorageWriteFailed(detail) => {
+                tracing::error!(%detail, "refused a write the store cannot take");
+            }
             _ => {}
         }
+        None
     }
+}
+
+/// The whole detail a client gets of an internal failure.
+const INTERNAL_DETAIL: &str = "the server could not complete the request";
+
+/// That detail with the error id under which the server logged the cause.
+fn internal_detail(error_id: &str) -> String {
+    format!("{INTERNAL_DETAIL}; the server log names the cause under error id {error_id}")
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        self.log();
-        let problem = self.to_problem();
+        let error_id = self.log();
+        let mut problem = self.to_problem();
+        if let Some(id) = error_id {
+            problem.detail = internal_detail(&id);
+            problem.error_id = Some(id);
+        }
         let status = self.status();
         let mut response = (status, Json(problem)).into_response();
         response
@@ -375,7 +421,7 @@ impl From<EngineError> for ApiError {
             EngineError::UnknownTwin(id) => Self::TwinNotFound(id.to_string()),
             error @ EngineError::UnknownModel { .. } => Self::UnknownModel(error.to_string()),
             EngineError::InvalidProperties(reasons) => Self::InvalidProperties(reasons),
-            other => Self::Internal(other.to_string()),
+            EngineError::Store(error) => error.into(),
         }
     }
 }
@@ -386,6 +432,16 @@ impl From<IngestError> for ApiError {
             IngestError::Rejected(rejected) => {
                 Self::BadItems { errors: rejected.errors, truncated: rejected.truncated }
             }
+            IngestError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            error @ StoreError::Stopped { .. } => Self::StorageStopped(error.to_string()),
+            error @ StoreError::WriteFailed { .. } => Self::StorageWriteFailed(error.to_string()),
             other => Self::Internal(other.to_string()),
         }
     }
@@ -427,6 +483,9 @@ pub(crate) struct Problem {
     /// A refused differentially private answer: the analyst's privacy budget.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) budget: Option<BudgetDoc>,
+    /// An internal failure: the id the server logged its cause under.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) error_id: Option<String>,
 }
 
 /// An analyst's privacy budget when a request was refused, in units of ε.
@@ -529,6 +588,27 @@ mod tests {
         assert_eq!(influx["code"], "invalid");
         assert_eq!(influx["errors"][0], serde_json::json!({"line": 2, "message": "value out of range"}));
         assert_eq!(influx["errors"][1]["line"], 5);
+    }
+
+    #[tokio::test]
+    async fn an_internal_error_answers_an_error_id_and_never_its_detail() {
+        let cause = "segment /srv/doppel/data/segments/00000000000000000007.seg corrupt at byte 812";
+        let response = ApiError::Internal(cause.to_owned()).into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let problem = body_json(response).await;
+        let id = problem["error_id"].as_str().unwrap().to_owned();
+        assert_eq!(id.len(), 16);
+        assert_eq!(
+            problem["detail"],
+            format!(
+                "the server could not complete the request; the server log names the cause under error id {id}"
+            )
+        );
+        assert!(!problem.to_string().contains("/srv"), "{problem}");
+        let influx = body_json(ApiError::Internal(cause.to_owned()).into_influx_response()).await;
+        assert_eq!(influx["code"], "internal error");
+        let message = influx["message"].as_str().unwrap();
+        assert!(message.contains("error id") && !message.contains("/srv"), "{message}");
     }
 
     #[tokio::test]

@@ -201,3 +201,27 @@ fn a_failed_fsync_wakes_every_waiting_writer_with_the_stop() {
     drop(armed);
     assert!(store.problems().iter().any(|p| p.severity == Severity::Failing));
 }
+
+#[test]
+fn a_fault_while_recovery_cuts_a_torn_tail_fails_the_open_and_a_later_open_recovers() {
+    for op in [Op::Open, Op::Truncate, Op::Sync] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(config(dir.path())).unwrap();
+        store.write(&batch(&hr(), &[(1, 60.0)])).unwrap();
+        drop(store);
+        let mut wal: Vec<_> =
+            std::fs::read_dir(dir.path().join("wal")).unwrap().map(|e| e.unwrap().path()).collect();
+        wal.sort();
+        let newest = wal.iter().rev().find(|p| std::fs::metadata(p).unwrap().len() > 0).unwrap().clone();
+        let mut bytes = std::fs::read(&newest).unwrap();
+        bytes.extend_from_slice(&[9, 0, 0, 0, 1]);
+        std::fs::write(&newest, &bytes).unwrap();
+        let armed = arm(&dir.path().join("wal"), op, Fault::Eio, Trigger::Always);
+        let error = Store::open(config(dir.path())).err().unwrap();
+        assert!(armed.fired() >= 1, "{op:?}");
+        assert!(error.to_string().contains(".wal"), "{op:?}: {error}");
+        armed.clear();
+        let store = Store::open(config(dir.path())).unwrap();
+        assert_eq!(pairs(&store, &hr()), vec![(1, 60.0)], "{op:?}");
+    }
+}
