@@ -167,3 +167,58 @@ fn a_block_damaged_after_open_is_skipped_and_reported_by_the_read_that_finds_it(
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(problems[0].detail.contains("(2 points)"), "{}", problems[0].detail);
 }
+
+#[test]
+fn check_names_a_damaged_block_and_repair_drops_only_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let segment = segment_with_two_twins(dir.path());
+    let name = segment.file_name().unwrap().to_str().unwrap().to_owned();
+    let mut read = Vec::new();
+    let clean = doppel_store::check(dir.path(), None, &mut |what| read.push(what.to_owned())).unwrap();
+    assert!(clean.damage.is_empty(), "{clean:?}");
+    assert_eq!(clean.segments, 1);
+    assert!(read.contains(&format!("segments/{name} (blocks)")), "{read:?}");
+    damage_first_block(&segment);
+
+    let damaged = doppel_store::check(dir.path(), None, &mut |_| {}).unwrap();
+    assert_eq!(
+        damaged.damage,
+        vec![format!(
+            "segments/{name}: block at byte 8 (2 points of alice/heart_rate/) unreadable: block checksum mismatch"
+        )]
+    );
+    let repaired = doppel_store::repair(config(dir.path()), &mut |_| {}).unwrap();
+    assert_eq!(repaired.lost.len(), 1, "{repaired:?}");
+    assert!(
+        repaired.lost[0].starts_with(&format!("segments/{name} at byte 8: 2 points of alice/heart_rate/"))
+    );
+    assert!(doppel_store::check(dir.path(), None, &mut |_| {}).unwrap().damage.is_empty());
+    let store = Store::open(config(dir.path())).unwrap();
+    assert_eq!(pairs(&store, &key("bob", "heart_rate", None)), vec![(1, 70.0), (2, 71.0)]);
+}
+
+#[test]
+fn check_leaves_a_torn_tail_as_a_note_and_names_a_damaged_middle() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, starts) = ten_point_writes(dir.path(), 4);
+    let name = wal.file_name().unwrap().to_str().unwrap().to_owned();
+    let mut bytes = std::fs::read(&wal).unwrap();
+    bytes.truncate(bytes.len() - 5);
+    std::fs::write(&wal, &bytes).unwrap();
+    let torn = doppel_store::check(dir.path(), None, &mut |_| {}).unwrap();
+    assert!(torn.damage.is_empty(), "{torn:?}");
+    assert_eq!(torn.notes.len(), 1);
+    assert!(torn.notes[0].starts_with(&format!("wal/{name}: bytes {}..", starts[3])), "{:?}", torn.notes);
+
+    bytes[starts[1] as usize + 12] ^= 0x01;
+    std::fs::write(&wal, &bytes).unwrap();
+    let damaged = doppel_store::check(dir.path(), None, &mut |_| {}).unwrap();
+    assert_eq!(damaged.damage.len(), 1, "{damaged:?}");
+    assert!(
+        damaged.damage[0].starts_with(&format!("wal/{name}: bytes {}..{} unreadable", starts[1], starts[2])),
+        "{}",
+        damaged.damage[0]
+    );
+    assert!(damaged.damage[0].ends_with("1 record lost"), "{}", damaged.damage[0]);
+    assert_eq!(std::fs::read(&wal).unwrap(), bytes, "check changes nothing");
+}

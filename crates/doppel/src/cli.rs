@@ -59,6 +59,23 @@ pub enum Command {
     Import(ImportArgs),
     /// Flush and compact a data directory offline (the server must be stopped).
     Compact(CompactArgs),
+    /// Verify every checksum and index of a data directory offline.
+    ///
+    /// Reads the twin catalog, every segment (footer, directory, index
+    /// pages, block checksums) and every WAL record a restart would replay,
+    /// changing nothing, and exits non-zero naming each damaged part (file,
+    /// byte offset, what is lost). The server must be stopped; a sealed
+    /// directory needs the same key flags as `serve`.
+    Check(CheckArgs),
+    /// Salvage a damaged data directory offline: keep what is readable,
+    /// name what is lost.
+    ///
+    /// Replays the WAL (copying damaged ranges to <data>/quarantine/),
+    /// rewrites the segments without their damaged blocks, removes WAL
+    /// files whose readable records are now in segments and moves segments
+    /// set aside at an earlier start to quarantine/. `doppel check` passes
+    /// afterwards. The server must be stopped.
+    Repair(RepairArgs),
     /// Make, list and revoke API tokens.
     ///
     /// create, list and revoke ask a running server (admin credential
@@ -120,7 +137,8 @@ pub struct ServeArgs {
     pub encryption: EncryptionArgs,
 }
 
-/// Encryption at rest, for `serve` and `compact`, which open the store.
+/// Encryption at rest, for `serve`, `compact`, `check` and `repair`, which
+/// read the store.
 #[derive(Args, Debug, Default, Clone)]
 pub struct EncryptionArgs {
     /// Keyring directory for encryption at rest [default: <data>.keys].
@@ -434,6 +452,26 @@ pub enum AuditCommand {
 /// `doppel compact`.
 #[derive(Args, Debug)]
 pub struct CompactArgs {
+    /// Data directory [default: ./doppel-data].
+    #[arg(long, env = "DOPPEL_DATA", default_value = DEFAULT_DATA_DIR)]
+    pub data: PathBuf,
+    #[command(flatten)]
+    pub encryption: EncryptionArgs,
+}
+
+/// `doppel check`.
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Data directory [default: ./doppel-data].
+    #[arg(long, env = "DOPPEL_DATA", default_value = DEFAULT_DATA_DIR)]
+    pub data: PathBuf,
+    #[command(flatten)]
+    pub encryption: EncryptionArgs,
+}
+
+/// `doppel repair`.
+#[derive(Args, Debug)]
+pub struct RepairArgs {
     /// Data directory [default: ./doppel-data].
     #[arg(long, env = "DOPPEL_DATA", default_value = DEFAULT_DATA_DIR)]
     pub data: PathBuf,

@@ -6,6 +6,7 @@
 
 mod audit;
 mod bench;
+mod check;
 mod cli;
 mod client;
 mod compact;
@@ -50,6 +51,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Twin(args) => twin::run(args).await,
         Command::Import(args) => import::run(args).await,
         Command::Compact(args) => compact::run(args).await,
+        Command::Check(args) => check::check(args).await,
+        Command::Repair(args) => check::repair(args).await,
         Command::Token(args) => token::run(args).await,
         Command::Audit(args) => audit::run(args).await,
         Command::Bench(cmd) => bench::run(cmd).await,

@@ -101,7 +101,8 @@ pub struct Server {
 
 impl Server {
     /// Starts `doppel serve --data DATA --listen 127.0.0.1:PORT EXTRA...`
-    /// and waits until `/health` answers 200. Panics, with the server's
+    /// and waits until `/health` answers (200, or 503 for a degraded
+    /// store). Panics, with the server's
     /// log, when it exits or does not answer in [`STARTUP_TIMEOUT_MS`].
     pub async fn start(data: &Path, log: &Path, extra: &[&str]) -> Server {
         Self::start_with_env(data, log, extra, &[("DOPPEL_ADMIN_TOKEN", admin_token())]).await
@@ -167,8 +168,10 @@ impl Server {
                     self.log_tail()
                 ));
             }
+            // 503 is a server that is up with a damaged store: it serves
+            // what it can, and the test reads `/health` to see what is wrong.
             if let Ok(response) = client.get(&url).send().await
-                && response.status() == 200
+                && (response.status() == 200 || response.status() == 503)
             {
                 return Ok(());
             }
