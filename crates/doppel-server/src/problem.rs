@@ -114,8 +114,9 @@ pub(crate) enum ApiError {
     /// still work, writes need a restart of the server.
     #[error("{0}")]
     StorageStopped(String),
-    /// Writing to the store failed (an I/O error, a full disk) and
-    /// nothing of the request was kept; it may be retried.
+    /// Writing to the store's WAL, the auth state or the privacy
+    /// budget failed (an I/O error, a full disk) and nothing of the
+    /// request was kept; it may be retried.
     #[error("{0}")]
     StorageWriteFailed(String),
     /// Something failed inside the server or engine; the client cannot fix it.

@@ -177,7 +177,7 @@ impl Auth {
         if next != *current {
             if let Some(store) = &self.inner.store {
                 store.save(&next).map_err(|error| {
-                    ApiError::Internal(format!("the authentication state was not saved: {error}"))
+                    ApiError::StorageWriteFailed(format!("the authentication state was not saved: {error}"))
                 })?;
             }
             *current = next;

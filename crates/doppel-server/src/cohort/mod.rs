@@ -118,9 +118,9 @@ impl Privacy {
             .charge(analyst, epsilon, self.inner.total)
             .map_err(|error| refusal(analyst, epsilon, error))?;
         if let Some(store) = &self.inner.store {
-            store
-                .save(&next)
-                .map_err(|error| ApiError::Internal(format!("the privacy budget was not saved: {error}")))?;
+            store.save(&next).map_err(|error| {
+                ApiError::StorageWriteFailed(format!("the privacy budget was not saved: {error}"))
+            })?;
         }
         *ledger = next;
         Ok(status)
