@@ -27,6 +27,7 @@
 //!         principal: "user alice (token abcdefgh2345)".to_owned(),
 //!         action: AuditAction::Read,
 //!         twin: Some(TwinId::new("alice").unwrap()),
+//!         incarnation: Some(Timestamp::from_secs(1_600_000_000)),
 //!         target: "GET /api/v1/twins/{id}/signals/{signal}".to_owned(),
 //!         detail: "heart_rate".to_owned(),
 //!         outcome: Outcome::Status(200),

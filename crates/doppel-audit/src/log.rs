@@ -83,6 +83,12 @@ pub struct Recovery {
 pub struct Query {
     /// Only records naming this twin.
     pub twin: Option<TwinId>,
+    /// Only records of the twin created at this time (see
+    /// [`Entry::incarnation`]). A record written before incarnations were
+    /// recorded counts when it is no older than the incarnation, which
+    /// hides every earlier twin's records (and at worst the record of the
+    /// request that created this one).
+    pub incarnation: Option<Timestamp>,
     /// Only records at or after this time.
     pub from: Option<Timestamp>,
     /// Only records before this time.
@@ -97,6 +103,10 @@ pub struct Query {
 impl Query {
     fn matches(&self, entry: &Entry) -> bool {
         self.twin.as_ref().is_none_or(|twin| entry.twin.as_ref() == Some(twin))
+            && self.incarnation.is_none_or(|created| match entry.incarnation {
+                Some(incarnation) => incarnation == created,
+                None => entry.time >= created,
+            })
             && self.from.is_none_or(|from| entry.time >= from)
             && self.to.is_none_or(|to| entry.time < to)
     }

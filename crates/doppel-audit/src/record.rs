@@ -4,7 +4,7 @@
 //! fixed byte for byte (little-endian integers, length-prefixed UTF-8):
 //!
 //! ```text
-//! u8  format version (1)
+//! u8  format version (2; 1 is still read)
 //! u64 sequence number
 //! i64 time, ns since the epoch
 //! u8  action code            (AuditAction::code)
@@ -14,10 +14,12 @@
 //! u8  twin present (0 or 1), then str twin id when 1
 //! str target
 //! str detail
+//! u8  incarnation present (0 or 1), then i64 ns when 1   (version 2 only)
 //! ```
 //!
 //! Nothing else follows; a decoder refuses trailing bytes, so one record
-//! has exactly one encoding.
+//! has exactly one encoding. Version 1 records, written before
+//! incarnations were recorded, read back with none.
 
 use std::fmt;
 
@@ -25,8 +27,10 @@ use doppel_model::{Timestamp, TwinId};
 
 use crate::chain::ChainHash;
 
-/// Format version of the canonical bytes.
-const RECORD_VERSION: u8 = 1;
+/// Format version of the canonical bytes written.
+const RECORD_VERSION: u8 = 2;
+/// The version before the incarnation was recorded, still read.
+const RECORD_VERSION_WITHOUT_INCARNATION: u8 = 1;
 
 /// Longest principal, target or detail text, in bytes: room for a user
 /// name with its token id, a route template, or a grant's description,
@@ -161,6 +165,12 @@ pub struct Entry {
     pub action: AuditAction,
     /// The twin it touched, when it touched exactly one.
     pub twin: Option<TwinId>,
+    /// When that twin was created, as the server saw it: which incarnation
+    /// of a twin id the record belongs to, so that whoever owns an id after
+    /// it was deleted and created again does not read what was done to the
+    /// earlier twin. `None` without a twin, for a twin that did not exist,
+    /// and in records written before incarnations were recorded.
+    pub incarnation: Option<Timestamp>,
     /// Where: the route, as `METHOD /path/{template}`.
     pub target: String,
     /// What else identifies it: a signal, a grant, a batch's size; may be
@@ -231,6 +241,13 @@ pub(crate) fn encode(seq: u64, entry: &Entry) -> Vec<u8> {
     }
     put_text(&mut out, &entry.target);
     put_text(&mut out, &entry.detail);
+    match entry.incarnation {
+        None => out.push(0),
+        Some(created) => {
+            out.push(1);
+            out.extend_from_slice(&created.as_nanos().to_le_bytes());
+        }
+    }
     out
 }
 
@@ -246,8 +263,10 @@ fn put_text(out: &mut Vec<u8>, text: &str) {
 pub(crate) fn decode(bytes: &[u8]) -> Result<(u64, Entry), String> {
     let mut reader = Reader { bytes, at: 0 };
     let version = reader.u8("version")?;
-    if version != RECORD_VERSION {
-        return Err(format!("record format version {version} is not the supported {RECORD_VERSION}"));
+    if version != RECORD_VERSION && version != RECORD_VERSION_WITHOUT_INCARNATION {
+        return Err(format!(
+            "record format version {version} is not a supported one ({RECORD_VERSION_WITHOUT_INCARNATION} or {RECORD_VERSION})"
+        ));
     }
     let seq = u64::from_le_bytes(reader.array("sequence number")?);
     let time = Timestamp::from_nanos(i64::from_le_bytes(reader.array("time")?));
@@ -273,10 +292,19 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<(u64, Entry), String> {
     };
     let target = reader.text("target")?;
     let detail = reader.text("detail")?;
+    let incarnation = if version == RECORD_VERSION_WITHOUT_INCARNATION {
+        None
+    } else {
+        match reader.u8("incarnation flag")? {
+            0 => None,
+            1 => Some(Timestamp::from_nanos(i64::from_le_bytes(reader.array("incarnation")?))),
+            flag => return Err(format!("incarnation flag {flag} is neither 0 nor 1")),
+        }
+    };
     if reader.at != bytes.len() {
         return Err(format!("{} bytes follow the record", bytes.len() - reader.at));
     }
-    Ok((seq, Entry { time, principal, action, twin, target, detail, outcome }))
+    Ok((seq, Entry { time, principal, action, twin, incarnation, target, detail, outcome }))
 }
 
 struct Reader<'a> {
@@ -326,6 +354,7 @@ mod tests {
             principal: "user alice (token abcdefgh2345)".to_owned(),
             action: AuditAction::Read,
             twin: Some(TwinId::new("alice").unwrap()),
+            incarnation: Some(Timestamp::from_secs(1_600_000_000)),
             target: "GET /api/v1/twins/{id}/signals/{signal}".to_owned(),
             detail: "heart_rate".to_owned(),
             outcome: Outcome::Status(200),
@@ -347,7 +376,7 @@ mod tests {
         bytes.push(0);
         assert!(decode(&bytes).unwrap_err().contains("follow"));
         let bytes = encode(7, &entry());
-        assert!(decode(&bytes[..bytes.len() - 1]).unwrap_err().contains("detail"));
+        assert!(decode(&bytes[..bytes.len() - 1]).unwrap_err().contains("incarnation"));
         let mut bytes = encode(7, &entry());
         bytes[17] = 99;
         assert!(decode(&bytes).unwrap_err().contains("action code 99"));
@@ -359,6 +388,18 @@ mod tests {
         long.detail = "x".repeat(MAX_FIELD_BYTES + 1);
         assert!(matches!(long.check(), Err(crate::AuditError::FieldTooLong { field: "detail", .. })));
         assert!(entry().check().is_ok());
+    }
+
+    #[test]
+    fn version_one_records_read_back_without_an_incarnation() {
+        let mut old = entry();
+        old.incarnation = None;
+        let mut bytes = encode(7, &old);
+        assert_eq!(bytes.pop(), Some(0), "the incarnation flag ends a version 2 record");
+        bytes[0] = RECORD_VERSION_WITHOUT_INCARNATION;
+        assert_eq!(decode(&bytes).unwrap(), (7, old));
+        bytes[0] = 3;
+        assert!(decode(&bytes).unwrap_err().contains("version 3"));
     }
 
     fn outcomes() -> impl Strategy<Value = Outcome> {
@@ -374,12 +415,14 @@ mod tests {
         #[test]
         fn any_entry_round_trips(seq in any::<u64>(), nanos in any::<i64>(), code in 1u8..=11,
                                  outcome in outcomes(), principal in ".{0,40}", twin in proptest::option::of("[a-z0-9][a-z0-9_.~-]{0,20}"),
+                                 incarnation in proptest::option::of(any::<i64>()),
                                  target in ".{0,60}", detail in ".{0,60}") {
             let entry = Entry {
                 time: Timestamp::from_nanos(nanos),
                 principal,
                 action: AuditAction::from_code(code).unwrap(),
                 twin: twin.map(|twin| TwinId::new(&twin).unwrap()),
+                incarnation: incarnation.map(Timestamp::from_nanos),
                 target,
                 detail,
                 outcome,

@@ -23,6 +23,7 @@ fn entry(n: u64) -> Entry {
         principal: "user alice (token abcdefgh2345)".to_owned(),
         action: AuditAction::Write,
         twin: None,
+        incarnation: None,
         target: "POST /api/v1/points".to_owned(),
         detail: format!("record {n}"),
         outcome: Outcome::Status(200),

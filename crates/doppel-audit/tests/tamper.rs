@@ -23,6 +23,7 @@ fn entry(n: u64) -> Entry {
         principal: format!("user user{} (token abcdefgh2345)", n % 3),
         action: if n.is_multiple_of(2) { AuditAction::Read } else { AuditAction::Write },
         twin: Some(TwinId::new(&format!("twin-{}", n % 4)).unwrap()),
+        incarnation: None,
         target: "GET /api/v1/twins/{id}/signals/{signal}".to_owned(),
         detail: "heart_rate".to_owned(),
         outcome: Outcome::Status(200),

@@ -4,6 +4,8 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
+use doppel_model::Timestamp;
+
 use crate::{AuthError, GroupName, Scopes, Subject, TokenId, TokenRecord, UserName};
 
 /// How a principal proved who it is.
@@ -28,6 +30,8 @@ pub struct Principal {
     user: Option<UserName>,
     groups: BTreeSet<GroupName>,
     scopes: Scopes,
+    /// When a JWT stops counting; API tokens are looked up afresh instead.
+    expires: Option<Timestamp>,
 }
 
 impl Principal {
@@ -39,6 +43,7 @@ impl Principal {
             user: None,
             groups: BTreeSet::new(),
             scopes: Scopes::none(),
+            expires: None,
         }
     }
 
@@ -51,12 +56,26 @@ impl Principal {
             user: Some(record.user.clone()),
             groups: BTreeSet::new(),
             scopes: record.scopes.clone(),
+            expires: None,
         }
     }
 
     /// The caller behind a verified JWT.
     pub fn from_jwt(user: UserName, groups: BTreeSet<GroupName>, scopes: Scopes) -> Self {
-        Principal { kind: PrincipalKind::Jwt, user: Some(user), groups, scopes }
+        Principal { kind: PrincipalKind::Jwt, user: Some(user), groups, scopes, expires: None }
+    }
+
+    /// The same principal, its credential counting only before `at` (a
+    /// JWT's `exp`, leeway included), so that what outlives the request,
+    /// such as a stream, can end when the credential does.
+    pub fn until(self, at: Timestamp) -> Self {
+        Principal { expires: Some(at), ..self }
+    }
+
+    /// When the credential stops counting, if it carries its own end (a
+    /// JWT). An API token's end is in its record, which may change.
+    pub fn expires(&self) -> Option<Timestamp> {
+        self.expires
     }
 
     /// How the caller authenticated.

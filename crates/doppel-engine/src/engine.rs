@@ -1,7 +1,8 @@
 //! The engine: validates batches against twin models, makes them durable
 //! through the store, updates live state and publishes events.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -16,6 +17,7 @@ use parking_lot::Mutex;
 use tokio::sync::broadcast;
 
 use crate::events::{Event, EventBody, EventKind, PointUpdate};
+use crate::limits::IngestLimits;
 use crate::live::{LiveTwin, SignalIds, TwinTable};
 use crate::view::{SignalState, TwinSummary, TwinView, WindowStats};
 use crate::{EngineError, IngestError};
@@ -38,6 +40,8 @@ pub struct EngineConfig {
     pub strict_twins: bool,
     /// Events buffered per subscriber.
     pub event_capacity: usize,
+    /// Caps on what one batch and one twin may bring.
+    pub limits: IngestLimits,
 }
 
 impl EngineConfig {
@@ -49,6 +53,7 @@ impl EngineConfig {
             default_model: "person".to_owned(),
             strict_twins: false,
             event_capacity: DEFAULT_EVENT_CAPACITY,
+            limits: IngestLimits::default(),
         }
     }
 }
@@ -103,6 +108,9 @@ pub struct Engine {
     twins: TwinTable,
     /// Dense ids of signal names, so live signals stay small.
     signal_ids: SignalIds,
+    limits: IngestLimits,
+    /// Fingerprints series for the per-twin series cap.
+    series_hasher: RandomState,
     /// Serialises twin creation so a first write cannot overwrite the
     /// properties of a concurrent `put_twin`.
     create_lock: Mutex<()>,
@@ -130,6 +138,8 @@ impl Engine {
             strict_twins: config.strict_twins,
             twins: TwinTable::new(),
             signal_ids: SignalIds::default(),
+            limits: config.limits,
+            series_hasher: RandomState::new(),
             create_lock: Mutex::new(()),
             bus,
             seq: AtomicU64::new(0),
@@ -156,34 +166,55 @@ impl Engine {
     /// A twin's live state under `model`, rebuilt from its stored history.
     fn rebuild_live(&self, id: &TwinId, model: Arc<ModelDef>) -> Result<LiveTwin, EngineError> {
         let mut live = LiveTwin::new(model);
-        for key in self.store.series(id)? {
-            self.restore_series(&mut live, &key)?;
+        let keys = self.store.series(id)?;
+        live.add_series(keys.iter().map(|key| self.series_fingerprint(key)));
+        let mut signals: Vec<&SignalName> = keys.iter().map(|key| &key.signal).collect();
+        signals.dedup();
+        for signal in signals {
+            self.rebuild_signal(&mut live, id, signal)?;
         }
         Ok(live)
     }
 
     /// Replays the newest point and the largest window's worth of history
-    /// of one series into live state.
-    fn restore_series(&self, live: &mut LiveTwin, key: &SeriesKey) -> Result<(), EngineError> {
-        let Ok(id) = self.signal_ids.id(&key.signal) else {
-            tracing::warn!(twin = %key.twin, signal = %key.signal, "too many distinct signal names; not kept live");
+    /// of every series of one signal into live state, from scratch: the
+    /// store holds one point per series and time, so the result depends
+    /// only on history.
+    fn rebuild_signal(
+        &self,
+        live: &mut LiveTwin,
+        twin: &TwinId,
+        signal: &SignalName,
+    ) -> Result<(), EngineError> {
+        let Some(id) = self.signal_ids.id(signal) else {
+            tracing::warn!(twin = %twin, signal = %signal, "signal name table is full; not kept live");
             return Ok(());
         };
+        live.reset(id, signal);
         let mut query = RangeQuery {
-            twin: key.twin.clone(),
-            signal: key.signal.clone(),
-            provenance: key.provenance.clone(),
+            twin: twin.clone(),
+            signal: signal.clone(),
+            provenance: doppel_model::Provenance::none(),
             from: Timestamp::MIN,
             to: Timestamp::MAX,
         };
         let Some((_, newest)) = self.store.last(&query)? else { return Ok(()) };
-        let longest = live.model.windows_for(&key.signal).iter().map(|s| s.as_nanos()).max().unwrap_or(0);
+        let longest = live.model.windows_for(signal).iter().map(|s| s.as_nanos()).max().unwrap_or(0);
         query.from = newest.time.add_nanos(-longest);
         query.to = newest.time.add_nanos(1);
+        let mut points: Vec<(Timestamp, f64)> = Vec::new();
         for series in self.store.read(&query)? {
-            live.apply(id, &key.signal, series.samples.iter().map(|s| (s.time, s.value.get())));
+            points.extend(series.samples.iter().map(|s| (s.time, s.value.get())));
         }
+        // In time order, so windows slide once and no point counts as late.
+        points.sort_by_key(|(time, _)| *time);
+        live.apply(id, signal, points.into_iter());
         Ok(())
+    }
+
+    /// A series' fingerprint within its twin, for the per-twin series cap.
+    fn series_fingerprint(&self, key: &SeriesKey) -> u64 {
+        self.series_hasher.hash_one((&key.signal, &key.provenance))
     }
 
     fn model_or_default(&self, name: &str) -> Arc<ModelDef> {
@@ -193,15 +224,19 @@ impl Engine {
         })
     }
 
-    /// Validates a whole batch against its twins' models, writes it durably
-    /// and applies it to live state. All or nothing: if any point is bad,
-    /// every bad line is reported and nothing is written.
+    /// Validates a whole batch against the ingest caps and its twins'
+    /// models, writes it durably and applies it to live state. All or
+    /// nothing: if any point is bad, every bad line is reported and nothing
+    /// is written or registered (not even a name).
     pub fn ingest(&self, raw: RawBatch) -> Result<IngestReceipt, IngestError> {
-        let mut errors: Vec<LineError> = Vec::new();
+        let mut errors = self.limits.check_request(&raw, Timestamp::now());
+        if !errors.is_empty() {
+            return Err(self.reject(errors));
+        }
+        errors.extend(self.check_twin_caps(&raw));
         let mut models: HashMap<TwinId, Arc<ModelDef>> = HashMap::new();
         let mut new_twins: Vec<TwinId> = Vec::new();
         let mut batch = Batch { series: Vec::with_capacity(raw.series.len()) };
-        let mut signal_ids = Vec::with_capacity(raw.series.len());
         for series in raw.series {
             let model = match self.ingest_model(&series.key.twin, &mut models, &mut new_twins) {
                 Ok(model) => model,
@@ -210,13 +245,6 @@ impl Engine {
                     continue;
                 }
             };
-            match self.signal_ids.id(&series.key.signal) {
-                Ok(id) => signal_ids.push(id),
-                Err(message) => {
-                    errors.extend(series.samples.iter().map(|s| LineError::at_line(s.line, message.clone())));
-                    continue;
-                }
-            }
             let mut samples = Vec::with_capacity(series.samples.len());
             for raw_sample in series.samples {
                 match model.check(&series.key.signal, &raw_sample.value) {
@@ -227,19 +255,74 @@ impl Engine {
             batch.series.push(SeriesBatch { key: series.key, samples });
         }
         if !errors.is_empty() {
-            errors.sort_by_key(|e| e.line);
-            let truncated = errors.len() > MAX_REPORTED_ERRORS;
-            errors.truncate(MAX_REPORTED_ERRORS);
-            self.counters.rejected.fetch_add(1, Ordering::Relaxed);
-            return Err(IngestError::Rejected(ParseErrors { errors, truncated }));
+            return Err(self.reject(errors));
         }
         let twins_created = self.create_twins(new_twins)?;
         self.store.write(&batch)?;
         let points = batch.point_count();
-        self.apply_live(&batch, &signal_ids, &models);
+        self.apply_live(&batch, &models);
         self.counters.points.fetch_add(points as u64, Ordering::Relaxed);
         self.counters.batches.fetch_add(1, Ordering::Relaxed);
         Ok(IngestReceipt { points, series: batch.series.len(), twins_created })
+    }
+
+    fn reject(&self, mut errors: Vec<LineError>) -> IngestError {
+        errors.sort_by_key(|e| e.line);
+        let truncated = errors.len() > MAX_REPORTED_ERRORS;
+        errors.truncate(MAX_REPORTED_ERRORS);
+        self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        IngestError::Rejected(ParseErrors { errors, truncated })
+    }
+
+    /// Refusals of series that would take a twin past its cap on distinct
+    /// signals or series. Judged against what the twin held when the batch
+    /// was validated, so batches racing for one twin's last places may
+    /// pass it by their own size at most.
+    fn check_twin_caps(&self, raw: &RawBatch) -> Vec<LineError> {
+        let mut errors = Vec::new();
+        // Per twin: the new signals and new series this batch brings.
+        let mut new: HashMap<&TwinId, (HashSet<&SignalName>, HashSet<u64>)> = HashMap::new();
+        for series in &raw.series {
+            let twin = &series.key.twin;
+            let shard = self.twins.shard(twin).read();
+            let live = shard.get(twin);
+            let (signals, fingerprints) = new.entry(twin).or_default();
+            let known_signal =
+                live.zip(self.signal_ids.get(&series.key.signal)).is_some_and(|(t, id)| t.has_signal(id));
+            if !known_signal && signals.insert(&series.key.signal) {
+                let held = live.map_or(0, LiveTwin::signal_count);
+                if held + signals.len() > self.limits.max_signals_per_twin {
+                    errors.push(LineError::at_line(
+                        series.samples.first().map_or(0, |s| s.line),
+                        format!(
+                            "signal {} would be distinct signal number {} of twin {twin}, above the limit of {} \
+                             (max_signals_per_twin)",
+                            series.key.signal,
+                            held + signals.len(),
+                            self.limits.max_signals_per_twin
+                        ),
+                    ));
+                }
+            }
+            let fingerprint = self.series_fingerprint(&series.key);
+            if !live.is_some_and(|t| t.has_series(fingerprint)) && fingerprints.insert(fingerprint) {
+                let held = live.map_or(0, LiveTwin::series_count);
+                if held + fingerprints.len() > self.limits.max_series_per_twin {
+                    errors.push(LineError::at_line(
+                        series.samples.first().map_or(0, |s| s.line),
+                        format!(
+                            "series {} {} would be series number {} of twin {twin}, above the limit of {} \
+                             (max_series_per_twin)",
+                            series.key.signal,
+                            series.key.provenance,
+                            held + fingerprints.len(),
+                            self.limits.max_series_per_twin
+                        ),
+                    ));
+                }
+            }
+        }
+        errors
     }
 
     /// The model that validates a twin's points in this batch; records
@@ -296,20 +379,39 @@ impl Engine {
         Ok(created)
     }
 
-    /// Applies an accepted batch to live state; `signal_ids[i]` is the id
-    /// of `batch.series[i]`'s signal.
-    fn apply_live(&self, batch: &Batch, signal_ids: &[u16], models: &HashMap<TwinId, Arc<ModelDef>>) {
+    /// Applies an accepted (and durable) batch to live state, registering
+    /// its signal names now that it is committed.
+    fn apply_live(&self, batch: &Batch, models: &HashMap<TwinId, Arc<ModelDef>>) {
         let publishing = self.bus.receiver_count() > 0;
-        let mut first = 0;
         for run in batch.series.chunk_by(|a, b| a.key.twin == b.key.twin) {
-            let Some(ids) = signal_ids.get(first..first + run.len()) else { break };
-            first += run.len();
             let twin = &run[0].key.twin;
+            let ids: Vec<Option<u32>> =
+                run.iter().map(|series| self.signal_ids.id(&series.key.signal)).collect();
             let mut shard = self.twins.shard(twin).write();
             let Some(live) = shard.get_mut(twin) else { continue };
-            live.add_signals(ids.iter().copied().zip(run.iter().map(|series| &series.key.signal)));
-            for (series, &id) in run.iter().zip(ids) {
-                live.apply(id, &series.key.signal, series.samples.iter().map(|s| (s.time, s.value.get())));
+            live.add_series(run.iter().map(|series| self.series_fingerprint(&series.key)));
+            live.add_signals(
+                ids.iter().zip(run).filter_map(|(id, series)| Some(((*id)?, &series.key.signal))),
+            );
+            // One entry per signal: its id and the batch's new points.
+            let mut signals: Vec<SignalPoints<'_>> = Vec::new();
+            for (series, id) in run.iter().zip(&ids) {
+                let Some(id) = *id else { continue };
+                let points = last_per_time(&series.samples);
+                match signals.iter_mut().find(|(known, _, _)| *known == id) {
+                    Some((_, _, all)) => all.extend(points),
+                    None => signals.push((id, &series.key.signal, points)),
+                }
+            }
+            for (id, signal, mut points) in signals {
+                if live.needs_rebuild(id, signal, points.iter().map(|(time, _)| *time)) {
+                    if let Err(error) = self.rebuild_signal(live, twin, signal) {
+                        tracing::warn!(twin = %twin, signal = %signal, %error, "cannot rebuild live state from history");
+                    }
+                    continue;
+                }
+                points.sort_by_key(|(time, _)| *time);
+                live.apply(id, signal, points.into_iter());
             }
         }
         if !publishing {
@@ -484,6 +586,28 @@ impl Engine {
         self.store.flush()?;
         Ok(())
     }
+}
+
+/// A signal's id, name and new points in one batch.
+type SignalPoints<'a> = (u32, &'a SignalName, Vec<(Timestamp, f64)>);
+
+/// The samples of one series as history keeps them: one per time, the
+/// later of a batch's duplicates winning.
+fn last_per_time(samples: &[Sample]) -> Vec<(Timestamp, f64)> {
+    let mut points: Vec<(Timestamp, f64)> = samples.iter().map(|s| (s.time, s.value.get())).collect();
+    if points.windows(2).all(|pair| pair[0].0 < pair[1].0) {
+        return points;
+    }
+    // Stable, so duplicates keep their arrival order and the last is kept.
+    points.sort_by_key(|(time, _)| *time);
+    let mut kept: Vec<(Timestamp, f64)> = Vec::with_capacity(points.len());
+    for point in points {
+        match kept.last_mut() {
+            Some(last) if last.0 == point.0 => *last = point,
+            _ => kept.push(point),
+        }
+    }
+    kept
 }
 
 fn signal_states(live: &LiveTwin, names: &SignalIds) -> Vec<SignalState> {

@@ -28,6 +28,7 @@
 mod engine;
 mod error;
 mod events;
+mod limits;
 mod live;
 mod view;
 mod window;
@@ -35,5 +36,10 @@ mod window;
 pub use engine::{DEFAULT_EVENT_CAPACITY, Engine, EngineConfig, EngineStats, IngestReceipt};
 pub use error::{EngineError, IngestError};
 pub use events::{Event, EventBody, EventKind, PointUpdate};
+pub use limits::{
+    DEFAULT_FUTURE_HORIZON, DEFAULT_MAX_FIELDS_PER_LINE, DEFAULT_MAX_SERIES_PER_REQUEST,
+    DEFAULT_MAX_SERIES_PER_TWIN, DEFAULT_MAX_SIGNALS_PER_REQUEST, DEFAULT_MAX_SIGNALS_PER_TWIN,
+    DEFAULT_MAX_TAGS_PER_POINT, DEFAULT_MAX_TWINS_PER_REQUEST, IngestLimits,
+};
 pub use view::{SignalState, TwinSummary, TwinView, WindowStats};
 pub use window::SUB_BUCKETS;

@@ -3,8 +3,15 @@
 //!
 //! Memory is the constraint here (a million twins with ten signals each must
 //! fit in 2 GiB), so a live signal holds only its newest point and its
-//! rolling windows, packed: 24 bytes per signal plus 80 per window, in two
-//! allocations per twin. Everything else is read from the store on demand.
+//! rolling windows, packed: 32 bytes per signal plus 80 per window, in two
+//! allocations per twin, and 8 bytes per series for the per-twin series
+//! cap. Everything else is read from the store on demand.
+//!
+//! The present is a function of the accepted points: points newer than a
+//! signal's newest are added as they come; anything else that could
+//! change it (a retry, an overwrite, a late point inside a window) makes
+//! the engine rebuild the signal from history, which holds one point per
+//! series and time.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
@@ -13,24 +20,21 @@ use std::sync::Arc;
 use doppel_model::{ModelDef, SignalName, Span, Timestamp, TwinId};
 use parking_lot::RwLock;
 
-use crate::window::{WindowRing, WindowSummary};
+use crate::window::{SUB_BUCKETS, WindowRing, WindowSummary, bucket_index, scale_exponent, scaled};
 
 /// Number of lock shards; a power of two comfortably above the core count
 /// of the machines Doppel targets.
 const SHARDS: usize = 64;
-
-/// Most distinct signal names one engine tracks live. Ids are `u16` to keep
-/// a live signal at 24 bytes; models define tens of signals, so the limit
-/// only stops a client inventing names without end on a non-strict model.
-pub(crate) const MAX_SIGNAL_NAMES: usize = u16::MAX as usize;
 
 /// `first_window` of a signal that keeps no windows because its twin
 /// already holds the most rings a `u16` offset can address (a twin with
 /// tens of thousands of signals): it still keeps its newest value.
 const NO_WINDOWS: u16 = u16::MAX;
 
-/// A dense number for each signal name seen, so that live signals store
-/// two bytes instead of a 16-byte name.
+/// A dense number for each signal name of an accepted batch, so that live
+/// signals store four bytes instead of a 16-byte name. Shared by every
+/// twin; `u32` ids leave room for every name the per-twin caps allow, so
+/// no one person can use the table up for others.
 #[derive(Default)]
 pub(crate) struct SignalIds {
     table: RwLock<NameTable>,
@@ -39,36 +43,36 @@ pub(crate) struct SignalIds {
 /// Both directions of the mapping, changed together under one lock.
 #[derive(Default)]
 struct NameTable {
-    by_name: HashMap<SignalName, u16>,
+    by_name: HashMap<SignalName, u32>,
     names: Vec<SignalName>,
 }
 
 impl SignalIds {
-    /// The id of `name`, assigned on first use; an error once
-    /// [`MAX_SIGNAL_NAMES`] names exist.
-    pub fn id(&self, name: &SignalName) -> Result<u16, String> {
-        if let Some(&id) = self.table.read().by_name.get(name) {
-            return Ok(id);
+    /// The id of `name` if it has one; never assigns, so validating a
+    /// batch that is then refused leaves the table as it was.
+    pub fn get(&self, name: &SignalName) -> Option<u32> {
+        self.table.read().by_name.get(name).copied()
+    }
+
+    /// The id of `name`, assigned on first use (call it only for accepted
+    /// batches); `None` only once four billion names exist.
+    pub fn id(&self, name: &SignalName) -> Option<u32> {
+        if let Some(id) = self.get(name) {
+            return Some(id);
         }
         let mut table = self.table.write();
         if let Some(&id) = table.by_name.get(name) {
-            return Ok(id);
+            return Some(id);
         }
-        let count = table.names.len();
-        let id = u16::try_from(count).ok().filter(|&id| usize::from(id) < MAX_SIGNAL_NAMES).ok_or_else(|| {
-            format!(
-                "signal {name} would be distinct signal name number {}, above the limit of {MAX_SIGNAL_NAMES}",
-                count + 1
-            )
-        })?;
+        let id = u32::try_from(table.names.len()).ok().filter(|&id| id < u32::MAX)?;
         table.names.push(name.clone());
         table.by_name.insert(name.clone(), id);
-        Ok(id)
+        Some(id)
     }
 
     /// The name of an id handed out by [`SignalIds::id`].
-    pub fn name(&self, id: u16) -> SignalName {
-        self.table.read().names[usize::from(id)].clone()
+    pub fn name(&self, id: u32) -> Option<SignalName> {
+        self.table.read().names.get(id as usize).cloned()
     }
 }
 
@@ -79,13 +83,20 @@ impl SignalIds {
 struct LiveSignal {
     last_time: i64,
     last_value: f64,
-    /// What window sums are taken relative to: the signal's first value.
+    /// What window sums are taken relative to: the signal's first value,
+    /// scaled.
     reference: f32,
-    signal: u16,
+    signal: u32,
     first_window: u16,
+    /// Window values are divided by 2^`scale` (see `window::scale_exponent`).
+    scale: i16,
 }
 
 impl LiveSignal {
+    fn empty(signal: u32, first_window: u16) -> Self {
+        Self { last_time: i64::MIN, last_value: 0.0, reference: 0.0, signal, first_window, scale: 0 }
+    }
+
     /// Where its `windows` rings sit in the twin's ring array (empty for a
     /// signal that keeps none).
     fn rings(&self, windows: usize) -> std::ops::Range<usize> {
@@ -111,11 +122,41 @@ pub(crate) struct LiveTwin {
     /// vector's spare capacity would waste memory across a million twins.
     signals: Box<[LiveSignal]>,
     rings: Box<[WindowRing]>,
+    /// Fingerprints of the twin's series, sorted, to enforce the per-twin
+    /// series cap without asking the store.
+    series: Box<[u64]>,
 }
 
 impl LiveTwin {
     pub fn new(model: Arc<ModelDef>) -> Self {
-        Self { model, signals: Box::new([]), rings: Box::new([]) }
+        Self { model, signals: Box::new([]), rings: Box::new([]), series: Box::new([]) }
+    }
+
+    /// Whether the twin has live state for signal `id`.
+    pub fn has_signal(&self, id: u32) -> bool {
+        self.signals.binary_search_by_key(&id, |s| s.signal).is_ok()
+    }
+
+    /// Number of distinct series the twin holds.
+    pub fn series_count(&self) -> usize {
+        self.series.len()
+    }
+
+    /// Whether the twin holds the series with this fingerprint.
+    pub fn has_series(&self, fingerprint: u64) -> bool {
+        self.series.binary_search(&fingerprint).is_ok()
+    }
+
+    /// Records series fingerprints, growing the array once.
+    pub fn add_series(&mut self, fingerprints: impl IntoIterator<Item = u64>) {
+        let mut missing: Vec<u64> = fingerprints.into_iter().filter(|f| !self.has_series(*f)).collect();
+        if missing.is_empty() {
+            return;
+        }
+        missing.extend_from_slice(&self.series);
+        missing.sort_unstable();
+        missing.dedup();
+        self.series = missing.into_boxed_slice();
     }
 
     /// Number of signals with live state.
@@ -128,8 +169,8 @@ impl LiveTwin {
     /// batch usually brings several new signals of a twin at once; growing
     /// the arrays signal by signal would leave a trail of freed smaller
     /// copies that the allocator keeps resident.
-    pub fn add_signals<'a>(&mut self, wanted: impl IntoIterator<Item = (u16, &'a SignalName)>) {
-        let mut missing: Vec<(u16, &SignalName)> = wanted
+    pub fn add_signals<'a>(&mut self, wanted: impl IntoIterator<Item = (u32, &'a SignalName)>) {
+        let mut missing: Vec<(u32, &SignalName)> = wanted
             .into_iter()
             .filter(|(id, _)| self.signals.binary_search_by_key(id, |s| s.signal).is_err())
             .collect();
@@ -150,13 +191,7 @@ impl LiveTwin {
             if first_window != NO_WINDOWS {
                 ring_count += windows;
             }
-            signals.push(LiveSignal {
-                last_time: i64::MIN,
-                last_value: 0.0,
-                reference: 0.0,
-                signal: id,
-                first_window,
-            });
+            signals.push(LiveSignal::empty(id, first_window));
         }
         signals.sort_unstable_by_key(|s| s.signal);
         self.signals = signals.into_boxed_slice();
@@ -168,9 +203,50 @@ impl LiveTwin {
         }
     }
 
-    /// Applies the points of one series of `name` (id `id`); the order of
-    /// application does not matter.
-    pub fn apply(&mut self, id: u16, name: &SignalName, points: impl Iterator<Item = (Timestamp, f64)>) {
+    /// Whether points at `times` could change signal `id`'s present in a
+    /// way adding them cannot: a time at or before its newest that is still
+    /// inside one of its windows (maybe a point history already holds, or
+    /// an overwrite), or equal to its newest. Points older than every
+    /// window cannot change it.
+    pub fn needs_rebuild(
+        &self,
+        id: u32,
+        name: &SignalName,
+        mut times: impl Iterator<Item = Timestamp>,
+    ) -> bool {
+        let Ok(index) = self.signals.binary_search_by_key(&id, |s| s.signal) else { return false };
+        let newest = self.signals[index].last_time;
+        if newest == i64::MIN {
+            return false;
+        }
+        let spans = self.model.windows_for(name);
+        times.any(|time| {
+            let t = time.as_nanos();
+            t == newest
+                || (t < newest
+                    && spans.iter().any(|span| {
+                        bucket_index(*span, newest).saturating_sub(bucket_index(*span, t))
+                            < SUB_BUCKETS as i64
+                    }))
+        })
+    }
+
+    /// Forgets signal `id`'s present, before it is rebuilt from history.
+    pub fn reset(&mut self, id: u32, name: &SignalName) {
+        let Ok(index) = self.signals.binary_search_by_key(&id, |s| s.signal) else { return };
+        let windows = self.model.windows_for(name).len();
+        let signal = &mut self.signals[index];
+        *signal = LiveSignal::empty(id, signal.first_window);
+        for ring in &mut self.rings[signal.rings(windows)] {
+            *ring = WindowRing::default();
+        }
+    }
+
+    /// Applies points of signal `name` (id `id`) that history did not hold
+    /// at their series and time. The order of application does not
+    /// matter: of points at the signal's newest time, the largest value
+    /// is its newest value.
+    pub fn apply(&mut self, id: u32, name: &SignalName, points: impl Iterator<Item = (Timestamp, f64)>) {
         let index = match self.signals.binary_search_by_key(&id, |s| s.signal) {
             Ok(index) => index,
             Err(_) => {
@@ -179,19 +255,29 @@ impl LiveTwin {
                 index
             }
         };
-        let Self { model, signals, rings } = self;
+        let Self { model, signals, rings, .. } = self;
         let spans = model.windows_for(name);
         let signal = &mut signals[index];
         let rings = &mut rings[signal.rings(spans.len())];
         for (time, value) in points {
             let t = time.as_nanos();
+            let exponent = scale_exponent(value);
             if signal.last_time == i64::MIN {
-                signal.reference = value as f32;
+                signal.scale = exponent as i16;
+                signal.reference = scaled(value, exponent);
+            } else if exponent > i32::from(signal.scale) {
+                let by = exponent - i32::from(signal.scale);
+                for ring in rings.iter_mut() {
+                    ring.rescale(by);
+                }
+                signal.reference *= 2f32.powi(-by);
+                signal.scale = exponent as i16;
             }
+            let value_scaled = scaled(value, i32::from(signal.scale));
             for (ring, span) in rings.iter_mut().zip(spans) {
-                ring.add(*span, signal.last_time, t, value, signal.reference);
+                ring.add(*span, signal.last_time, t, value_scaled, signal.reference);
             }
-            if t >= signal.last_time {
+            if t > signal.last_time || (t == signal.last_time && value > signal.last_value) {
                 signal.last_time = t;
                 signal.last_value = value;
             }
@@ -203,20 +289,20 @@ impl LiveTwin {
         self.signals
             .iter()
             .filter(|s| s.last_time != i64::MIN)
-            .map(|s| {
-                let name = names.name(s.signal);
+            .filter_map(|s| {
+                let name = names.name(s.signal)?;
                 let spans = self.model.windows_for(&name);
                 let windows = spans
                     .iter()
                     .zip(&self.rings[s.rings(spans.len())])
-                    .filter_map(|(span, ring)| Some((*span, ring.summary(s.reference)?)))
+                    .filter_map(|(span, ring)| Some((*span, ring.summary(s.reference, i32::from(s.scale))?)))
                     .collect();
                 let snapshot = SignalSnapshot {
                     last_time: Timestamp::from_nanos(s.last_time),
                     last_value: s.last_value,
                     windows,
                 };
-                (name, snapshot)
+                Some((name, snapshot))
             })
             .collect()
     }
@@ -269,24 +355,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_live_signal_costs_24_bytes() {
-        assert_eq!(std::mem::size_of::<LiveSignal>(), 24);
+    fn a_live_signal_costs_32_bytes() {
+        assert_eq!(std::mem::size_of::<LiveSignal>(), 32);
     }
 
     #[test]
-    fn signal_ids_are_dense_stable_and_bounded() {
+    fn signal_ids_are_dense_stable_and_assigned_only_when_asked() {
         let ids = SignalIds::default();
         let hr = SignalName::new("heart_rate").unwrap();
-        assert_eq!(ids.id(&hr), Ok(0));
-        assert_eq!(ids.id(&SignalName::new("steps").unwrap()), Ok(1));
-        assert_eq!(ids.id(&hr), Ok(0));
-        assert_eq!(ids.name(1).as_str(), "steps");
-        for i in 2..MAX_SIGNAL_NAMES {
+        assert_eq!(ids.get(&hr), None, "looking a name up does not register it");
+        assert_eq!(ids.id(&hr), Some(0));
+        assert_eq!(ids.id(&SignalName::new("steps").unwrap()), Some(1));
+        assert_eq!(ids.id(&hr), Some(0));
+        assert_eq!(ids.get(&hr), Some(0));
+        assert_eq!(ids.name(1).unwrap().as_str(), "steps");
+        assert_eq!(ids.name(2), None);
+        for i in 2..70_000 {
             ids.id(&SignalName::new(&format!("s{i}")).unwrap()).unwrap();
         }
-        let err = ids.id(&SignalName::new("one_too_many").unwrap()).unwrap_err();
-        assert!(err.contains("one_too_many") && err.contains("65535"), "{err}");
-        assert_eq!(ids.id(&hr), Ok(0), "known names still resolve at the limit");
+        assert_eq!(ids.id(&SignalName::new("past_u16").unwrap()), Some(70_000), "ids are wider than u16");
     }
 
     /// A signal's name, newest time, newest value and windows.
@@ -308,7 +395,7 @@ mod tests {
             .iter()
             .map(|n| SignalName::new(n).unwrap())
             .collect();
-        let keyed: Vec<(u16, &SignalName)> = names.iter().map(|n| (ids.id(n).unwrap(), n)).collect();
+        let keyed: Vec<(u32, &SignalName)> = names.iter().map(|n| (ids.id(n).unwrap(), n)).collect();
         let points = |i: usize| {
             (0..5).map(move |k| (Timestamp::from_secs(60 * k + i as i64), 60.0 + (k as f64) + i as f64))
         };

@@ -40,7 +40,7 @@ pub struct SignalState {
 }
 
 /// Rolling statistics over one window ending at the signal's newest point.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct WindowStats {
     /// The window's span.
     pub window: Span,

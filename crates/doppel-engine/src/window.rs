@@ -18,9 +18,10 @@ use doppel_model::Span;
 /// Sub-buckets per window: the granularity with which a window slides.
 pub const SUB_BUCKETS: usize = 4;
 
-/// Statistics of one sub-bucket. Sums are kept in `f32` relative to the
-/// signal's reference value, which keeps them accurate for physiological
-/// signals (values of similar magnitude) at half the memory of `f64`.
+/// Statistics of one sub-bucket, in the signal's scaled units (see
+/// [`scale_exponent`]). Sums are kept in `f32` relative to the signal's
+/// reference value, which keeps them accurate for physiological signals
+/// (values of similar magnitude) at half the memory of `f64`.
 #[derive(Clone, Copy, Debug, Default)]
 struct SubBucket {
     count: u32,
@@ -51,8 +52,32 @@ pub(crate) struct WindowSummary {
     pub std: f64,
 }
 
+/// Largest magnitude of a scaled value, as a power of two: its square
+/// times a `u32` count of points stays far inside `f32`'s range (2^128),
+/// so no sum can overflow.
+const MAX_SCALED_EXPONENT: i32 = 40;
+
+/// The power of two a signal's values are divided by before they enter
+/// its windows, so that `value` fits: 0 for every value up to 2^40 (all
+/// physiology), more for huge ones. Values up to `f64::MAX` stay finite
+/// and so do their means and spreads.
+pub(crate) fn scale_exponent(value: f64) -> i32 {
+    let magnitude = value.abs();
+    if !magnitude.is_finite() || magnitude <= 2f64.powi(MAX_SCALED_EXPONENT) {
+        return 0;
+    }
+    // The exponent of a finite f64 is below 1024; log2 rounds up so the
+    // scaled value is at most 2^40.
+    (magnitude.log2().ceil() as i32 - MAX_SCALED_EXPONENT).clamp(0, 1024)
+}
+
+/// `value` divided by 2^`exponent`.
+pub(crate) fn scaled(value: f64, exponent: i32) -> f32 {
+    (value * 2f64.powi(-exponent)) as f32
+}
+
 /// Where a point lands in a window of `span`: its sub-bucket index.
-fn bucket_index(span: Span, time_ns: i64) -> i64 {
+pub(crate) fn bucket_index(span: Span, time_ns: i64) -> i64 {
     let width = (span.as_nanos() / SUB_BUCKETS as i64).max(1);
     time_ns.div_euclid(width)
 }
@@ -63,10 +88,11 @@ fn slot(index: i64) -> usize {
 
 impl WindowRing {
     /// Adds a point at `time_ns` to a window of `span`. `newest_ns` is the
-    /// signal's newest time before this point (`i64::MIN` when it had none)
-    /// and `reference` the value its sums are relative to. Points older than
-    /// the window relative to the newest are ignored; a newer point slides it.
-    pub fn add(&mut self, span: Span, newest_ns: i64, time_ns: i64, value: f64, reference: f32) {
+    /// signal's newest time before this point (`i64::MIN` when it had none),
+    /// `value` is scaled and `reference` the scaled value its sums are
+    /// relative to. Points older than the window relative to the newest are
+    /// ignored; a newer point slides it.
+    pub fn add(&mut self, span: Span, newest_ns: i64, time_ns: i64, value: f32, reference: f32) {
         let index = bucket_index(span, time_ns);
         if newest_ns != i64::MIN {
             let newest = bucket_index(span, newest_ns);
@@ -79,7 +105,6 @@ impl WindowRing {
             }
         }
         let bucket = &mut self.ring[slot(index)];
-        let value = value as f32;
         let shifted = value - reference;
         if bucket.count == 0 {
             bucket.min = value;
@@ -93,10 +118,23 @@ impl WindowRing {
         bucket.sum_sq += shifted * shifted;
     }
 
-    /// Statistics over the window, or `None` when it holds no point.
+    /// Divides everything held by 2^`by` more, when a signal's scale grows
+    /// (exact: a power of two only moves exponents).
+    pub fn rescale(&mut self, by: i32) {
+        let factor = 2f32.powi(-by);
+        for bucket in &mut self.ring {
+            bucket.min *= factor;
+            bucket.max *= factor;
+            bucket.sum *= factor;
+            bucket.sum_sq *= factor * factor;
+        }
+    }
+
+    /// Statistics over the window in the signal's own units (its values
+    /// were divided by 2^`exponent`), or `None` when it holds no point.
     /// Sub-buckets that slid out were cleared by [`WindowRing::add`], so
     /// every non-empty one is inside the window.
-    pub fn summary(&self, reference: f32) -> Option<WindowSummary> {
+    pub fn summary(&self, reference: f32, exponent: i32) -> Option<WindowSummary> {
         let mut count = 0u64;
         let (mut sum, mut sum_sq) = (0f64, 0f64);
         let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
@@ -113,12 +151,15 @@ impl WindowRing {
         let n = count as f64;
         let shifted_mean = sum / n;
         let variance = (sum_sq / n - shifted_mean * shifted_mean).max(0.0);
+        // Rounding to f32 may carry a value next to f64::MAX past it once
+        // scaled back; every value was finite, so every statistic is.
+        let unscale = |x: f64| (x * 2f64.powi(exponent)).clamp(-f64::MAX, f64::MAX);
         Some(WindowSummary {
             count,
-            mean: shifted_mean + f64::from(reference),
-            min,
-            max,
-            std: variance.sqrt(),
+            mean: unscale(shifted_mean + f64::from(reference)),
+            min: unscale(min),
+            max: unscale(max),
+            std: unscale(variance.sqrt()),
         })
     }
 }
@@ -151,12 +192,12 @@ mod tests {
             if self.newest == i64::MIN {
                 self.reference = value as f32;
             }
-            self.ring.add(hour(), self.newest, time_ns, value, self.reference);
+            self.ring.add(hour(), self.newest, time_ns, value as f32, self.reference);
             self.newest = self.newest.max(time_ns);
         }
 
         fn summary(&self) -> Option<WindowSummary> {
-            self.ring.summary(self.reference)
+            self.ring.summary(self.reference, 0)
         }
     }
 
@@ -193,6 +234,41 @@ mod tests {
         w.add(3 * 60 * MINUTE, 70.0);
         w.add(0, 10.0);
         assert_eq!(w.summary().unwrap().count, 1);
+    }
+
+    #[test]
+    fn huge_values_keep_finite_statistics_once_scaled() {
+        let exponent = scale_exponent(1e308);
+        assert!(exponent > 0);
+        assert_eq!(scale_exponent(1e6), 0, "ordinary values are not scaled");
+        let mut ring = WindowRing::default();
+        let reference = scaled(1e308, exponent);
+        for (minute, value) in [(0, 1e308), (1, f64::MAX), (2, -1e308)] {
+            ring.add(
+                hour(),
+                if minute == 0 { i64::MIN } else { 0 },
+                minute * MINUTE,
+                scaled(value, exponent),
+                reference,
+            );
+        }
+        let s = ring.summary(reference, exponent).unwrap();
+        assert_eq!(s.count, 3);
+        for stat in [s.mean, s.min, s.max, s.std] {
+            assert!(stat.is_finite(), "{s:?}");
+        }
+        assert!((s.max / f64::MAX - 1.0).abs() < 1e-6 && (s.min / -1e308 - 1.0).abs() < 1e-6, "{s:?}");
+    }
+
+    #[test]
+    fn rescaling_keeps_the_statistics() {
+        let mut ring = WindowRing::default();
+        for (minute, value) in [(0, 60.0f32), (1, 64.0)] {
+            ring.add(hour(), if minute == 0 { i64::MIN } else { 0 }, minute * MINUTE, value, 60.0);
+        }
+        let before = ring.summary(60.0, 0).unwrap();
+        ring.rescale(3);
+        assert_eq!(ring.summary(60.0 / 8.0, 3).unwrap(), before);
     }
 
     #[test]

@@ -62,8 +62,10 @@ pub fn parse(body: &[u8], default_twin: Option<&TwinId>) -> Result<RawBatch, Par
 /// The items of the body, each still a JSON tree.
 fn parse_items(body: &[u8]) -> Result<Vec<Json>, ParseErrors> {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let result =
-        deserializer.deserialize_any(BodyVisitor).and_then(|items| deserializer.end().map(|()| items));
+    let result = deserializer
+        .deserialize_any(BodyVisitor)
+        .and_then(|items| deserializer.end().map(|()| items))
+        .and_then(|items| crate::json_keys::check_unique_keys(body).map(|()| items));
     result.map_err(|e| ParseErrors::single(LineError::at_line(line_number(e.line()), e.to_string())))
 }
 

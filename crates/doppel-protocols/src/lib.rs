@@ -27,6 +27,7 @@
 //! every parser fuzzable (see `fuzz/`).
 
 pub mod csv;
+pub mod json_keys;
 pub mod json_points;
 pub mod line_protocol;
 mod number;

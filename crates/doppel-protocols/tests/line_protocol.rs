@@ -126,8 +126,6 @@ fn accepted_inputs_produce_their_samples() {
         (b"m,twin=a value=1 -5", ns, sample("a", "m", "", 1, -5, num(1.0))),
         // A field repeated within a line keeps its last value.
         (b"m,twin=a value=1,value=2 5", ns, sample("a", "m", "", 1, 5, num(2.0))),
-        // A repeated `twin` tag keeps its last value too.
-        (b"m,twin=a,twin=b value=1 5", ns, sample("b", "m", "", 1, 5, num(1.0))),
     ];
     for (input, precision, want) in cases {
         assert_eq!(parse_ok(input, precision), want, "input {:?}", String::from_utf8_lossy(input));
@@ -199,6 +197,8 @@ fn refused_lines_name_their_line_and_reason() {
     let cases: Vec<(&[u8], Precision, &str)> = vec![
         (b"m,device=w value=1", Precision::Ns, "missing tag 'twin'"),
         (b"m value=1", Precision::Ns, "missing tag 'twin'"),
+        (b"m,twin=a,twin=b value=1", Precision::Ns, "duplicate tag \"twin\""),
+        (b"m,device=w,twin=a,device=x value=1", Precision::Ns, "duplicate tag \"device\""),
         (b"m,twin=a", Precision::Ns, "missing field set"),
         (b"m,twin=a\r\n", Precision::Ns, "missing field set"),
         (b"m,twin=a ", Precision::Ns, "missing field key"),

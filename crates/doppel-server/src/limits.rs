@@ -89,6 +89,16 @@ pub const SSE_QUEUE_EVENTS: usize = 16;
 /// 60 s idle timeout common in proxies and load balancers.
 pub const KEEP_ALIVE_INTERVAL_MS: u64 = 15_000;
 
+/// Parses a JSON request body, refusing one in which an object names a key
+/// twice (see `doppel_protocols::json_keys`): the problem names the key,
+/// its line and its column.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let invalid = |error: serde_json::Error| ApiError::InvalidBody(error.to_string());
+    let parsed = serde_json::from_slice(body).map_err(invalid)?;
+    doppel_protocols::json_keys::check_unique_keys(body).map_err(invalid)?;
+    Ok(parsed)
+}
+
 /// Reads a request body, enforcing `max_bytes` on the bytes as sent and,
 /// for `Content-Encoding: gzip`, on the inflated bytes too.
 pub(crate) async fn read_body(headers: &HeaderMap, body: Body, max_bytes: usize) -> Result<Bytes, ApiError> {

@@ -160,6 +160,20 @@ fn render_engine_metrics(text: &mut String, stats: &EngineStats) {
     );
     family(
         text,
+        "doppel_store_bad_blocks",
+        "gauge",
+        "Damaged segment blocks found and skipped by reads (GET /health names their segments).",
+        &[("", as_f64(store.bad_blocks))],
+    );
+    family(
+        text,
+        "doppel_store_bad_block_reads_skipped_total",
+        "counter",
+        "Block reads skipped because the block is damaged.",
+        &[("", as_f64(store.bad_block_reads_skipped_total))],
+    );
+    family(
+        text,
         "doppel_wal_fsyncs_total",
         "counter",
         "WAL fsync calls (shared by group commit).",

@@ -27,6 +27,10 @@ pub(crate) enum ApiError {
     /// A path segment (twin id, signal name) is not valid.
     #[error("path segment `{name}` is invalid: {reason}")]
     InvalidPath { name: &'static str, reason: String },
+    /// A request header is unusable, such as one that must appear once
+    /// appearing twice.
+    #[error("header `{name}` is invalid: {reason}")]
+    InvalidHeader { name: &'static str, reason: String },
     /// The body is not the JSON document the route expects.
     #[error("request body is invalid: {0}")]
     InvalidBody(String),
@@ -70,11 +74,14 @@ pub(crate) enum ApiError {
     /// The body could not be read from the connection.
     #[error("request body could not be read: {0}")]
     BodyRead(String),
-    /// No credential, or one that did not verify, on a route that needs one.
-    #[error("{reason}")]
+    /// No credential, or one that did not verify, on a route that needs
+    /// one. The text is the same whatever went wrong, so that a guesser
+    /// cannot tell an unknown token from a wrong secret or a revoked one;
+    /// why goes to the server's log.
+    #[error(
+        "authentication required: send a valid, current credential as `Authorization: Bearer <credential>`"
+    )]
     Unauthenticated {
-        /// What was missing or wrong.
-        reason: String,
         /// Whether a credential was presented (and refused).
         presented: bool,
     },
@@ -157,6 +164,7 @@ impl ApiError {
         match self {
             Self::InvalidParameter { .. }
             | Self::InvalidPath { .. }
+            | Self::InvalidHeader { .. }
             | Self::InvalidBody(_)
             | Self::BadItems { .. }
             | Self::EmptyBatch
@@ -190,6 +198,7 @@ impl ApiError {
         match self {
             Self::InvalidParameter { .. } => "invalid-parameter",
             Self::InvalidPath { .. } => "invalid-path",
+            Self::InvalidHeader { .. } => "invalid-header",
             Self::InvalidBody(_) => "invalid-body",
             Self::BadItems { .. } => "invalid-points",
             Self::EmptyBatch => "empty-batch",
@@ -223,6 +232,7 @@ impl ApiError {
         match self {
             Self::InvalidParameter { .. } => "Invalid query parameter",
             Self::InvalidPath { .. } => "Invalid path segment",
+            Self::InvalidHeader { .. } => "Invalid header",
             Self::InvalidBody(_) => "Invalid request body",
             Self::BadItems { .. } => "Invalid points",
             Self::EmptyBatch => "Empty batch",
@@ -266,9 +276,12 @@ impl ApiError {
             limit: None,
             refused: None,
             budget: None,
+            error_id: None,
         };
         match self {
-            Self::InvalidParameter { name, .. } | Self::InvalidPath { name, .. } => {
+            Self::InvalidParameter { name, .. }
+            | Self::InvalidPath { name, .. }
+            | Self::InvalidHeader { name, .. } => {
                 problem.parameter = Some((*name).to_owned());
             }
             Self::BadItems { errors, truncated } => {
@@ -282,6 +295,9 @@ impl ApiError {
             Self::TooManyPoints { limit, .. } => problem.limit = Some(*limit as u64),
             Self::WriteForbidden { refused, .. } => problem.refused = Some(refused.clone()),
             Self::BudgetExhausted { budget, .. } => problem.budget = Some(*budget),
+            // What failed inside names files and internals; it is logged,
+            // never sent.
+            Self::Internal(_) => problem.detail = INTERNAL_DETAIL.to_owned(),
             _ => {}
         }
         problem
@@ -305,7 +321,7 @@ impl ApiError {
             StatusCode::SERVICE_UNAVAILABLE => "unavailable",
             _ => "internal error",
         };
-        self.log();
+        let error_id = self.log();
         let errors = match &self {
             Self::BadItems { errors, .. } => {
                 errors.iter().map(|e| InfluxLineError { line: e.line, message: e.message.clone() }).collect()
@@ -322,7 +338,10 @@ impl ApiError {
                     first.unwrap_or_default()
                 )
             }
-            other => other.to_string(),
+            other => match &error_id {
+                Some(id) => internal_detail(id),
+                None => other.to_string(),
+            },
         };
         let mut response = (status, Json(InfluxError { code, message, errors })).into_response();
         self.add_headers(&mut response);
@@ -334,7 +353,7 @@ impl ApiError {
     fn add_headers(&self, response: &mut Response) {
         let headers = response.headers_mut();
         match self {
-            Self::Unauthenticated { presented, .. } => {
+            Self::Unauthenticated { presented } => {
                 let challenge = if *presented {
                     header::HeaderValue::from_static(r#"Bearer realm="doppel", error="invalid_token""#)
                 } else {
@@ -349,9 +368,16 @@ impl ApiError {
         }
     }
 
-    fn log(&self) {
+    /// Logs what the operator must see; for an internal failure, returns
+    /// the error id logged with its detail, which the client is given in
+    /// place of the detail.
+    fn log(&self) -> Option<String> {
         match self {
-            Self::Internal(detail) => tracing::error!(%detail, "request failed inside the server"),
+            Self::Internal(detail) => {
+                let error_id = format!("{:016x}", rand::random::<u64>());
+                tracing::error!(%error_id, %detail, "request failed inside the server");
+                return Some(error_id);
+            }
             Self::AuditUnavailable(detail) => {
                 tracing::error!(%detail, "refused a request the audit log cannot record");
             }
@@ -360,13 +386,26 @@ impl ApiError {
             }
             _ => {}
         }
+        None
     }
+}
+
+/// The whole detail a client gets of an internal failure.
+const INTERNAL_DETAIL: &str = "the server could not complete the request";
+
+/// That detail with the error id under which the server logged the cause.
+fn internal_detail(error_id: &str) -> String {
+    format!("{INTERNAL_DETAIL}; the server log names the cause under error id {error_id}")
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        self.log();
-        let problem = self.to_problem();
+        let error_id = self.log();
+        let mut problem = self.to_problem();
+        if let Some(id) = error_id {
+            problem.detail = internal_detail(&id);
+            problem.error_id = Some(id);
+        }
         let status = self.status();
         let mut response = (status, Json(problem)).into_response();
         response
@@ -445,6 +484,9 @@ pub(crate) struct Problem {
     /// A refused differentially private answer: the analyst's privacy budget.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) budget: Option<BudgetDoc>,
+    /// An internal failure: the id the server logged its cause under.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) error_id: Option<String>,
 }
 
 /// An analyst's privacy budget when a request was refused, in units of ε.
@@ -547,6 +589,27 @@ mod tests {
         assert_eq!(influx["code"], "invalid");
         assert_eq!(influx["errors"][0], serde_json::json!({"line": 2, "message": "value out of range"}));
         assert_eq!(influx["errors"][1]["line"], 5);
+    }
+
+    #[tokio::test]
+    async fn an_internal_error_answers_an_error_id_and_never_its_detail() {
+        let cause = "segment /srv/doppel/data/segments/00000000000000000007.seg corrupt at byte 812";
+        let response = ApiError::Internal(cause.to_owned()).into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let problem = body_json(response).await;
+        let id = problem["error_id"].as_str().unwrap().to_owned();
+        assert_eq!(id.len(), 16);
+        assert_eq!(
+            problem["detail"],
+            format!(
+                "the server could not complete the request; the server log names the cause under error id {id}"
+            )
+        );
+        assert!(!problem.to_string().contains("/srv"), "{problem}");
+        let influx = body_json(ApiError::Internal(cause.to_owned()).into_influx_response()).await;
+        assert_eq!(influx["code"], "internal error");
+        let message = influx["message"].as_str().unwrap();
+        assert!(message.contains("error id") && !message.contains("/srv"), "{message}");
     }
 
     #[tokio::test]

@@ -94,7 +94,7 @@ pub(crate) async fn put_twin(
     let request: PutTwin = if body.iter().all(u8::is_ascii_whitespace) {
         PutTwin::default()
     } else {
-        serde_json::from_slice(&body).map_err(|error| ApiError::InvalidBody(error.to_string()))?
+        crate::limits::parse_json(&body)?
     };
     let owner = match request.owner.as_deref() {
         None => None,

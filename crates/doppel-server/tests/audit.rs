@@ -186,6 +186,47 @@ async fn owners_read_their_twins_records_and_administrators_read_all() {
 }
 
 #[tokio::test]
+async fn a_new_owner_of_a_reused_twin_id_reads_only_its_own_twins_records() {
+    let mut state = AuthState::default();
+    let alice = add_token(&mut state, "alice", Scopes::standard());
+    let bob = add_token(&mut state, "bob", Scopes::standard());
+    let server = TestServer::start_authenticated(state, AuthConfig::default()).await;
+    let admin = server.admin_token.clone().unwrap();
+    let write = |token: &str| {
+        let line = format!("heart_rate,twin=del-1 value=60 {NOON_SECS}");
+        server.client.post(server.url("/api/v2/write?precision=s")).bearer_auth(token.to_owned()).body(line)
+    };
+    assert_eq!(write(&alice).send().await.unwrap().status(), 204);
+    let share = json!({"subject": "user:coach", "resource": "twin", "permissions": ["read"]});
+    assert_eq!(send(&server, &alice, Method::POST, "/api/v1/twins/del-1/grants", Some(share)).await, 201);
+    assert_eq!(send(&server, &alice, Method::DELETE, "/api/v1/twins/del-1", None).await, 204);
+
+    assert_eq!(write(&bob).send().await.unwrap().status(), 204);
+    let (status, page) = audit_page(&server, &bob, "?twin=del-1").await;
+    assert_eq!(status, 200, "{page}");
+    let rows: Vec<(String, String)> = summary(&page).into_iter().map(|r| (r.0, r.1)).collect();
+    assert_eq!(rows, [("bob".to_owned(), "write".to_owned())], "{page}");
+    assert_eq!(send(&server, &bob, Method::GET, "/api/v1/twins/del-1", None).await, 200);
+    let (_, page) = audit_page(&server, &bob, "?twin=del-1").await;
+    let actions: Vec<String> = summary(&page).into_iter().map(|r| r.1).collect();
+    assert_eq!(actions, ["write", "read", "read"], "his own audit read and twin read follow: {page}");
+
+    // Administrators read both twins' records, told apart by incarnation.
+    let (_, all) = audit_page(&server, &admin, "?twin=del-1").await;
+    let records = all["records"].as_array().unwrap();
+    let incarnation = |action: &str, user: &str| {
+        records
+            .iter()
+            .find(|r| r["action"] == action && r["principal"].as_str().unwrap().contains(user))
+            .map(|r| r["incarnation"].clone())
+            .unwrap()
+    };
+    assert!(incarnation("write", "alice").is_string(), "{all}");
+    assert_eq!(incarnation("write", "alice"), incarnation("delete", "alice"), "{all}");
+    assert_ne!(incarnation("write", "alice"), incarnation("write", "bob"), "{all}");
+}
+
+#[tokio::test]
 async fn sealed_records_show_no_twin_id_on_disk_but_read_back_over_the_api() {
     let audit_dir = tempfile::tempdir().unwrap();
     let log = AuditLog::open(audit_dir.path(), Some(DataKey::generate().unwrap()), AuditOptions::default())

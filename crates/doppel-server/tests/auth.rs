@@ -77,7 +77,7 @@ async fn a_token_is_shown_once_listed_without_its_secret_and_refused_once_revoke
     let challenge = refused.headers()["www-authenticate"].to_str().unwrap().to_owned();
     assert!(challenge.starts_with("Bearer") && challenge.contains("invalid_token"), "{challenge}");
     let problem = json_body(refused, "application/problem+json").await;
-    assert!(problem["detail"].as_str().unwrap().contains("revoked"), "{problem}");
+    assert!(!problem["detail"].as_str().unwrap().contains("revoked"), "the reason is not told: {problem}");
     let listing: Value = server.get("/api/v1/tokens").await.json().await.unwrap();
     let record =
         listing["tokens"].as_array().unwrap().iter().find(|t| t["id"] == id.as_str()).unwrap().clone();
@@ -371,7 +371,9 @@ async fn a_batch_touching_a_forbidden_twin_is_refused_whole_naming_it() {
     assert_eq!(response.status(), 403);
     let answer: Value = response.json().await.unwrap();
     assert_eq!(answer["code"], "forbidden");
-    assert!(answer["message"].as_str().unwrap().contains("heart_rate of twin alice"), "{answer}");
+    // Bob may see nothing of alice: the refusal names the twin only, as
+    // for an id he could not create.
+    assert!(answer["message"].as_str().unwrap().contains("may not write twin alice"), "{answer}");
 
     let points = json!([{"twin": "bob", "signal": "heart_rate", "time": "2024-03-01T12:00:00Z", "value": 70},
                         {"twin": "alice", "signal": "heart_rate", "time": "2024-03-01T12:00:00Z", "value": 99}]);
@@ -379,7 +381,7 @@ async fn a_batch_touching_a_forbidden_twin_is_refused_whole_naming_it() {
         as_user(&server, &bob, Method::POST, "/api/v1/points").await.json(&points).send().await.unwrap();
     assert_eq!(response.status(), 403);
     let problem = json_body(response, "application/problem+json").await;
-    assert_eq!(problem["refused"], json!([{"twin": "alice", "signals": ["heart_rate"]}]));
+    assert_eq!(problem["refused"], json!([{"twin": "alice", "signals": []}]));
 
     assert_eq!(
         status_as(&server, &bob, "/api/v1/twins/bob").await,
@@ -471,4 +473,152 @@ async fn streams_without_a_credential_are_refused_before_anything_else() {
     }
     let plain = server.get("/api/v1/stream").await;
     assert_eq!(plain.status(), 400, "an authenticated request that is no WebSocket upgrade says so");
+}
+
+// ------------------------------------------------------------ duplicates
+
+#[tokio::test]
+async fn duplicated_tags_keys_and_credentials_are_refused_naming_them() {
+    let mut state = AuthState::default();
+    let alice = add_token(&mut state, "alice", Scopes::standard());
+    let server = TestServer::start_authenticated(state, AuthConfig::default()).await;
+
+    let lines = format!(
+        "heart_rate,twin=alice value=60 {NOON_SECS}\nheart_rate,twin=alice,twin=bob value=61 {NOON_SECS}"
+    );
+    let response = write_as(&server, &alice, &lines).await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    let text = body.to_string();
+    assert!(text.contains("duplicate tag \\\"twin\\\"") && text.contains("line 2"), "{text}");
+    let lines = format!("heart_rate,twin=alice,device=a,device=b value=61 {NOON_SECS}");
+    let text = write_as(&server, &alice, &lines).await.text().await.unwrap();
+    assert!(text.contains("duplicate tag \\\"device\\\""), "{text}");
+
+    let points = r#"[{"twin": "alice", "signal": "heart_rate", "time": 0, "value": 1, "twin": "bob"}]"#;
+    let response =
+        as_user(&server, &alice, Method::POST, "/api/v1/points").await.body(points).send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    let problem = json_body(response, "application/problem+json").await;
+    let text = problem.to_string();
+    assert!(text.contains("duplicate key \\\"twin\\\"") && text.contains("line 1"), "{problem}");
+
+    let put = r#"{"properties": {"birth_year": 1980, "birth_year": 1990}}"#;
+    let response =
+        as_user(&server, &alice, Method::PUT, "/api/v1/twins/alice").await.body(put).send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    let problem = json_body(response, "application/problem+json").await;
+    assert!(problem["detail"].as_str().unwrap().contains("duplicate key \"birth_year\""), "{problem}");
+    assert_eq!(status_as(&server, &alice, "/api/v1/twins/alice").await, 404, "nothing was created");
+
+    let admin = server.admin_token.clone().unwrap();
+    let response = server
+        .client
+        .get(server.url("/api/v1/twins"))
+        .header("authorization", format!("Bearer {alice}"))
+        .header("authorization", format!("Bearer {admin}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let problem = json_body(response, "application/problem+json").await;
+    assert_eq!(problem["parameter"], "Authorization", "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("2 times"), "{problem}");
+}
+
+// ------------------------------------------------------------ oracles
+
+#[tokio::test]
+async fn every_authentication_failure_reads_the_same() {
+    let mut state = AuthState::default();
+    let alice = add_token(&mut state, "alice", Scopes::standard());
+    let revoked = add_token(&mut state, "bob", Scopes::standard());
+    let server = TestServer::start_authenticated(state, AuthConfig::default()).await;
+    assert_eq!(server.delete(&format!("/api/v1/tokens/{}", &revoked[4..16])).await.status(), 204);
+    let wrong_secret = format!("{}{}", &alice[..17], "A".repeat(alice.len() - 17));
+    let unknown_id = format!("dpl_zzzzzzzz2345{}", &alice[16..]);
+    let mut bodies = Vec::new();
+    for credential in [wrong_secret.as_str(), unknown_id.as_str(), revoked.as_str(), "not-a-credential"] {
+        let response = as_user(&server, credential, Method::GET, "/api/v1/twins").await.send().await.unwrap();
+        assert_eq!(response.status(), 401, "{credential}");
+        let problem = json_body(response, "application/problem+json").await;
+        bodies.push(problem);
+    }
+    let anonymous = server.client.get(server.url("/api/v1/twins")).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    bodies.push(json_body(anonymous, "application/problem+json").await);
+    assert!(bodies.iter().all(|body| *body == bodies[0]), "{bodies:#?}");
+    let detail = bodies[0]["detail"].as_str().unwrap();
+    for hint in ["unknown", "does not match", "revoked", "zzzzzzzz2345"] {
+        assert!(!detail.contains(hint), "{detail}");
+    }
+}
+
+#[tokio::test]
+async fn a_twin_one_may_not_see_answers_like_an_id_one_may_not_use() {
+    let mut state = AuthState::default();
+    let alice = add_token(&mut state, "alice", Scopes::standard());
+    let bob = add_token(&mut state, "bob", Scopes::standard());
+    let bob_reader = add_token(&mut state, "bob", Scopes::new([doppel_auth::Scope::Read], None).unwrap());
+    let server = TestServer::start_authenticated(state, AuthConfig::default()).await;
+    assert_eq!(
+        write_as(&server, &alice, &format!("heart_rate,twin=alice value=62 {NOON_SECS}")).await.status(),
+        204
+    );
+
+    // Reading: the same 404 and body shape for the hidden twin and an absent one.
+    let get = |token: &str, twin: &str| {
+        let request =
+            server.client.get(server.url(&format!("/api/v1/twins/{twin}"))).bearer_auth(token.to_owned());
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.json::<Value>().await.unwrap())
+        }
+    };
+    let (hidden, absent) = (get(&bob, "alice").await, get(&bob, "nobody").await);
+    assert_eq!((hidden.0, absent.0), (404, 404));
+    assert_eq!(hidden.1["type"], absent.1["type"]);
+    assert_eq!(
+        hidden.1["detail"].as_str().unwrap().replace("alice", "X"),
+        absent.1["detail"].as_str().unwrap().replace("nobody", "X")
+    );
+
+    // Changing: PUT and writes of the hidden twin answer exactly as those of
+    // an id the caller may not create; a creator's refusal says no more.
+    let put = |token: &str, twin: &str| {
+        let request = server
+            .client
+            .put(server.url(&format!("/api/v1/twins/{twin}")))
+            .bearer_auth(token.to_owned())
+            .json(&json!({"properties": {}}));
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.json::<Value>().await.unwrap())
+        }
+    };
+    let unify = |body: &Value, twin: &str| body.to_string().replace(twin, "X");
+    let hidden = put(&bob_reader, "alice").await;
+    let uncreatable = put(&bob_reader, "nobody").await;
+    assert_eq!((hidden.0, uncreatable.0), (403, 403));
+    assert_eq!(unify(&hidden.1, "alice"), unify(&uncreatable.1, "nobody"));
+    let taken = put(&bob, "alice").await;
+    assert_eq!(taken.0, 403);
+    assert_eq!(
+        unify(&taken.1, "alice").replace(&bob[4..16], "T"),
+        unify(&hidden.1, "alice").replace(&bob_reader[4..16], "T")
+    );
+
+    let write = |token: &str, twin: &str| {
+        let request = server.client.post(server.url("/api/v1/points")).bearer_auth(token.to_owned());
+        let body = json!([{"twin": twin, "signal": "heart_rate", "time": 0, "value": 1}]);
+        async move {
+            let response = request.json(&body).send().await.unwrap();
+            (response.status().as_u16(), response.json::<Value>().await.unwrap())
+        }
+    };
+    let hidden = write(&bob_reader, "alice").await;
+    let uncreatable = write(&bob_reader, "nobody").await;
+    assert_eq!((hidden.0, uncreatable.0), (403, 403));
+    assert_eq!(unify(&hidden.1, "alice"), unify(&uncreatable.1, "nobody"));
+    assert_eq!(write(&bob, "alice").await.1["refused"], json!([{"twin": "alice", "signals": []}]));
 }

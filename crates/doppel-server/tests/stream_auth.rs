@@ -202,3 +202,65 @@ async fn a_websocket_is_closed_when_its_token_is_revoked() {
         other => panic!("expected a close frame with code 1008, got {other:?}"),
     }
 }
+
+/// Reads a quiet SSE stream to its end; panics if an event or nothing at
+/// all arrives in time.
+async fn sse_ends_quietly(server: &TestServer, token: &str, twin: &str, act: impl AsyncFnOnce()) {
+    let response = server
+        .client
+        .get(server.url(&format!("/api/v1/twins/{twin}/events")))
+        .bearer_auth(token)
+        .send()
+        .await;
+    let response = response.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut stream = response.bytes_stream();
+    act().await;
+    let mut buffer = String::new();
+    let event = next_sse_event(&mut stream, &mut buffer).await;
+    assert_eq!(event, None, "the stream ends with no event written to the twin");
+}
+
+#[tokio::test]
+async fn a_quiet_sse_stream_ends_when_its_grant_or_token_is_revoked() {
+    let setup = setup().await;
+    sse_ends_quietly(&setup.server, &setup.coach, "alice", async || setup.revoke_grant().await).await;
+
+    let coach_id = &setup.coach[4..16];
+    sse_ends_quietly(&setup.server, &setup.coach, "coach-log", async || {
+        assert_eq!(setup.server.delete(&format!("/api/v1/tokens/{coach_id}")).await.status(), 204);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_quiet_stream_ends_when_its_token_expires() {
+    let mut state = AuthState::default();
+    let new = doppel_auth::NewToken {
+        name: doppel_auth::TokenName::new("brief").unwrap(),
+        user: UserName::new("dana").unwrap(),
+        scopes: Scopes::standard(),
+        expires: Some(Timestamp::now().add_nanos(3_000_000_000)),
+    };
+    let brief = state.tokens.create(new, Timestamp::now()).unwrap().0.expose().to_owned();
+    state.policies.claim(&TwinId::new("dana").unwrap(), Subject::User(UserName::new("dana").unwrap()));
+    let server = TestServer::start_authenticated(state, AuthConfig::default()).await;
+    server.write_lines(&format!("heart_rate,twin=dana value=60 {NOON_SECS}")).await;
+
+    let mut request = format!("ws://{}/api/v1/stream", server.addr).into_client_request().unwrap();
+    request.headers_mut().insert("authorization", format!("Bearer {brief}").parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    socket.send(Message::Text(json!({"subscribe": {}}).to_string().into())).await.unwrap();
+    assert!(next_json(&mut socket).await.get("subscribed").is_some());
+    sse_ends_quietly(&server, &brief, "dana", async || {}).await;
+    loop {
+        let message = tokio::time::timeout(Duration::from_millis(WAIT_MS), socket.next())
+            .await
+            .expect("the socket closes in time");
+        match message {
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(Message::Close(Some(frame)))) => break assert_eq!(u16::from(frame.code), 1008),
+            other => panic!("expected a close frame with code 1008, got {other:?}"),
+        }
+    }
+}

@@ -181,6 +181,11 @@ pub struct CompactionReport {
     pub points_dropped_retention: u64,
     /// Points of deleted twins, dropped.
     pub points_dropped_deleted: u64,
+    /// Points of damaged blocks, which could not be read, dropped.
+    pub points_dropped_damaged: u64,
+    /// Each damaged block dropped: segment file, offset, points, series
+    /// and what was wrong.
+    pub damaged_blocks: Vec<String>,
     /// Segment bytes before.
     pub bytes_before: u64,
     /// Segment bytes after.
@@ -216,4 +221,8 @@ pub struct StoreStats {
     pub compactions_total: u64,
     /// Points dropped by retention since open.
     pub retention_dropped_points_total: u64,
+    /// Damaged blocks in the segments now open; reads skip them.
+    pub bad_blocks: u64,
+    /// Block reads skipped because the block is damaged, since open.
+    pub bad_block_reads_skipped_total: u64,
 }

@@ -62,8 +62,10 @@
 //! `docs/storage-format.md`. This crate knows nothing of models, HTTP or
 //! wire protocols; it stores points of [`doppel_model`] series.
 
+mod bad_blocks;
 mod block;
 mod catalog;
+mod check;
 mod codec;
 mod config;
 mod error;
@@ -82,7 +84,9 @@ mod store;
 mod twin_entries;
 mod wal;
 
+pub use bad_blocks::BadBlock;
 pub use catalog::TwinRecord;
+pub use check::{CheckReport, RepairReport, check, repair};
 pub use config::{
     CompactionReport, DEFAULT_FLUSH_INTERVAL, DEFAULT_HEAD_FLUSH_POINTS, DEFAULT_WAL_SEGMENT_BYTES,
     DiscardedSegment, FlushReport, RecoveryReport, RetentionPolicy, StoreConfig, StoreStats, WalDamage,

@@ -34,6 +34,7 @@ use std::sync::Arc;
 use doppel_model::{ModelError, Provenance, SeriesKey, SignalName, TwinId};
 
 use crate::StoreError;
+use crate::bad_blocks::{BadBlock, BadBlocks};
 use crate::block::{MAX_BLOCK_POINTS, decode_block, encode_block};
 use crate::codec::{DecodeError, Reader, put_uvarint};
 use crate::frame::unseal;
@@ -84,6 +85,8 @@ pub(crate) struct Segment {
     file: File,
     /// The keys to open it with, for a sealed segment.
     sealing: Option<Arc<Sealing>>,
+    /// Blocks found damaged; reads skip them.
+    pub(crate) bad: BadBlocks,
 }
 
 /// How a segment being written is sealed: the store's keys and where to
@@ -216,7 +219,7 @@ where
     let bytes = offset + tail.len() as u64 + FOOTER_BYTES as u64;
     let file = File::open(&path).map_err(io("open", &path))?;
     let points = directory.points();
-    Ok(Segment { id, path, meta, bytes, directory, points, file, sealing })
+    Ok(Segment { id, path, meta, bytes, directory, points, file, sealing, bad: BadBlocks::default() })
 }
 
 /// Writes the page being built, if it holds any series, at `offset`;
@@ -337,7 +340,17 @@ impl Segment {
         })();
         let (meta, directory) = decoded.map_err(|e| corrupt(directory_offset + e.offset as u64, e.reason))?;
         let points = directory.points();
-        let segment = Self { id, path: path.to_path_buf(), meta, bytes, directory, points, file, sealing };
+        let segment = Self {
+            id,
+            path: path.to_path_buf(),
+            meta,
+            bytes,
+            directory,
+            points,
+            file,
+            sealing,
+            bad: BadBlocks::default(),
+        };
         segment.verify_pages()?;
         Ok(segment)
     }
@@ -542,6 +555,100 @@ impl Segment {
             .map_err(|e| self.corrupt(block.offset + e.offset as u64, e.reason))
     }
 
+    /// Reads one block like [`Segment::read_block_with`] unless it is known
+    /// bad or turns out bad now, in which case it is recorded and skipped
+    /// (false; `out` may hold part of it). Read errors other than damage
+    /// still fail the read.
+    fn read_good_block(
+        &self,
+        block: &BlockMeta,
+        key: Option<&TwinKey>,
+        bytes: &mut Vec<u8>,
+        out: &mut Columns,
+    ) -> Result<bool, StoreError> {
+        if self.bad.skip(block.offset) {
+            return Ok(false);
+        }
+        match self.read_block_with(block, key, bytes, out) {
+            Ok(()) => Ok(true),
+            Err(StoreError::Corrupt { offset, reason, .. }) => {
+                self.note_bad(block, None, format!("at byte {offset}: {reason}"));
+                self.bad.skip(block.offset);
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn note_bad(&self, block: &BlockMeta, series: Option<String>, reason: String) {
+        let bad = BadBlock { offset: block.offset, len: block.len, points: block.count, series, reason };
+        if self.bad.record(bad) {
+            tracing::warn!(
+                segment = %self.path.display(),
+                offset = block.offset,
+                points = block.count,
+                "a damaged segment block is skipped by reads"
+            );
+        }
+    }
+
+    /// Checks the seal of every block (under its twin's key, from
+    /// `key_of`, in a sealed segment) and records the bad ones with their
+    /// series; returns how many there are. Blocks of a twin without a key
+    /// (deleted, its key destroyed) cannot be read by anyone and are not
+    /// checked.
+    pub(crate) fn verify_blocks(
+        &self,
+        key_of: &mut dyn FnMut(&TwinId) -> Option<TwinKey>,
+    ) -> Result<u64, StoreError> {
+        let mut cursor = self.cursor();
+        let (mut blocks, mut bytes) = (Vec::new(), Vec::new());
+        let mut last_twin: Option<(String, Option<TwinKey>)> = None;
+        while let Some(entry) = cursor.next(&mut blocks)? {
+            let twin_key = if self.is_sealed() {
+                if last_twin.as_ref().is_none_or(|(twin, _)| twin != entry.twin) {
+                    let key = TwinId::new(entry.twin).ok().and_then(|twin| key_of(&twin));
+                    last_twin = Some((entry.twin.to_owned(), key));
+                }
+                match last_twin.as_ref().and_then(|(_, key)| key.clone()) {
+                    Some(key) => Some(key),
+                    None => continue,
+                }
+            } else {
+                None
+            };
+            let series = format!("{}/{}/{}", entry.twin, entry.signal, entry.provenance);
+            for block in &blocks {
+                if let Err(reason) = self.check_block(block, twin_key.as_ref(), &mut bytes)? {
+                    self.note_bad(block, Some(series.clone()), reason);
+                }
+            }
+        }
+        Ok(self.bad.len())
+    }
+
+    /// The outer result fails on I/O errors; the inner one says what is
+    /// wrong with the block, if anything.
+    fn check_block(
+        &self,
+        block: &BlockMeta,
+        key: Option<&TwinKey>,
+        bytes: &mut Vec<u8>,
+    ) -> Result<Result<(), String>, StoreError> {
+        match self.read_at(bytes, block.offset, block.len as usize, "block") {
+            Ok(()) => {}
+            Err(StoreError::Corrupt { reason, .. }) => return Ok(Err(reason)),
+            Err(e) => return Err(e),
+        }
+        if let Some(key) = key {
+            match key.open(Role::Block, bytes) {
+                Ok(plain) => *bytes = plain,
+                Err(e) => return Ok(Err(e.reason)),
+            }
+        }
+        Ok(unseal(bytes, "block").map(|_| ()).map_err(|e| e.reason))
+    }
+
     /// Hands the samples of `blocks` (one series' blocks of this segment)
     /// in `[from, to)` to `sink` block by block, in time order, decoding
     /// each block into the same scratch columns: aggregation streams
@@ -559,7 +666,9 @@ impl Segment {
         for block in blocks.iter().filter(|b| b.overlaps(from, to)) {
             cols.times.clear();
             cols.values.clear();
-            self.read_block_with(block, key, &mut bytes, &mut cols)?;
+            if !self.read_good_block(block, key, &mut bytes, &mut cols)? {
+                continue;
+            }
             let r = cols.range(from, to);
             sink(&cols.times[r.clone()], &cols.values[r]);
         }
@@ -579,7 +688,11 @@ impl Segment {
         let mut bytes = Vec::new();
         for block in blocks.iter().filter(|b| b.overlaps(from, to)) {
             let start = out.len();
-            self.read_block_with(block, key, &mut bytes, &mut out)?;
+            if !self.read_good_block(block, key, &mut bytes, &mut out)? {
+                out.times.truncate(start);
+                out.values.truncate(start);
+                continue;
+            }
             if block.min_time < from || block.max_time >= to {
                 let lo = start + out.times[start..].partition_point(|&t| t < from);
                 let hi = start + out.times[start..].partition_point(|&t| t < to);
@@ -605,7 +718,9 @@ impl Segment {
         let mut bytes = Vec::new();
         for block in blocks.iter().rev().filter(|b| b.overlaps(from, to)) {
             let mut cols = Columns::default();
-            self.read_block_with(block, key, &mut bytes, &mut cols)?;
+            if !self.read_good_block(block, key, &mut bytes, &mut cols)? {
+                continue;
+            }
             let r = cols.range(from, to);
             if r.end > r.start {
                 return Ok(Some((cols.times[r.end - 1], cols.values[r.end - 1])));
@@ -915,7 +1030,7 @@ mod tests {
     }
 
     #[test]
-    fn a_page_or_block_damaged_after_open_fails_reads_as_corrupt() {
+    fn a_block_damaged_after_open_is_skipped_and_a_damaged_page_fails_reads_as_corrupt() {
         let dir = tempfile::tempdir().unwrap();
         let (seg, series) = write_many(dir.path(), 30);
         let (pages, _) = index_ranges(&seg);
@@ -923,13 +1038,33 @@ mod tests {
         let blocks = seg.blocks(key).unwrap().unwrap();
         let file = std::fs::OpenOptions::new().write(true).open(segment_path(dir.path(), 1)).unwrap();
         file.write_all_at(b"\xff", blocks[0].offset + 6).unwrap();
-        assert!(matches!(seg.read(&blocks, None, i64::MIN, i64::MAX), Err(StoreError::Corrupt { .. })));
+        assert!(seg.read(&blocks, None, i64::MIN, i64::MAX).unwrap().times.is_empty());
+        let bad = seg.bad.list();
+        assert_eq!((bad.len(), bad[0].offset, bad[0].points), (1, blocks[0].offset, blocks[0].count));
+        assert!(seg.last(&blocks, None, i64::MIN, i64::MAX).unwrap().is_none());
+        assert_eq!(seg.bad.skipped(), 2);
         file.write_all_at(b"\xff", pages[0].start + 3).unwrap();
         assert!(
             matches!(seg.blocks(key), Err(StoreError::Corrupt { offset, .. }) if pages[0].contains(&offset))
         );
         assert!(matches!(seg.series().next(), Some(Err(StoreError::Corrupt { .. }))));
         assert!(matches!(seg.series_of(&key.twin, None), Err(StoreError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn verifying_blocks_names_each_damaged_one_with_its_series() {
+        let dir = tempfile::tempdir().unwrap();
+        let (seg, series) = write_many(dir.path(), 30);
+        assert_eq!(seg.verify_blocks(&mut |_| None).unwrap(), 0);
+        let file = std::fs::OpenOptions::new().write(true).open(segment_path(dir.path(), 1)).unwrap();
+        let damaged = [&series[3].0, &series[17].0];
+        for key in damaged {
+            let blocks = seg.blocks(key).unwrap().unwrap();
+            file.write_all_at(b"\xff", blocks[0].offset + 5).unwrap();
+        }
+        assert_eq!(seg.verify_blocks(&mut |_| None).unwrap(), 2);
+        let names: Vec<Option<String>> = seg.bad.list().into_iter().map(|b| b.series).collect();
+        assert_eq!(names, damaged.map(|k| Some(series_name(k))));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use doppel_model::{Batch, Sample, SeriesKey, Span, Timestamp, TwinId, Value};
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::StoreError;
+use crate::bad_blocks::BadBlock;
 use crate::catalog::{Catalog, TwinRecord, write_snapshot};
 use crate::config::{
     CompactionReport, DiscardedSegment, FlushReport, RecoveryReport, RetentionPolicy, StoreConfig,
@@ -93,6 +94,8 @@ struct Counters {
     flushes: AtomicU64,
     compactions: AtomicU64,
     retention_dropped: AtomicU64,
+    /// Skipped reads of damaged blocks in segments compacted away since.
+    bad_block_skips_retired: AtomicU64,
 }
 
 struct Inner {
@@ -163,7 +166,19 @@ impl Store {
     /// What is wrong with the store now (damage found at open or since,
     /// faults that stopped writes); empty when it is healthy.
     pub fn problems(&self) -> Vec<StoreProblem> {
-        self.inner.problems.snapshot()
+        self.inner.problems()
+    }
+
+    /// The damaged blocks of each segment (file, blocks), oldest segment
+    /// first; reads skip them.
+    pub fn bad_blocks(&self) -> Vec<(PathBuf, Vec<BadBlock>)> {
+        let view = self.inner.view.read().clone();
+        view.segments
+            .iter()
+            .rev()
+            .map(|s| (s.path.clone(), s.bad.list()))
+            .filter(|(_, bad)| !bad.is_empty())
+            .collect()
     }
 
     /// Makes a batch durable (its WAL record fsynced, possibly by another
@@ -290,6 +305,24 @@ impl Store {
     pub fn compact(&self) -> Result<CompactionReport, StoreError> {
         let _m = self.inner.maintenance.lock();
         self.inner.guard(self.inner.compact_locked())
+    }
+
+    /// Deletes the WAL files once a flush has put all they hold into
+    /// segments (nothing left in the heads), starting a fresh one; returns
+    /// how many were deleted. What repair does with damaged WAL files
+    /// whose readable records are saved (their damaged ranges are in
+    /// `quarantine/` already). Does nothing while a head holds data.
+    pub(crate) fn retire_wal(&self) -> Result<usize, StoreError> {
+        let _m = self.inner.maintenance.lock();
+        let _gate = self.inner.gate.write();
+        {
+            let view = self.inner.view.read();
+            if !view.active.is_empty() || view.frozen.is_some() {
+                return Ok(0);
+            }
+        }
+        let seq = self.inner.wal.rotate()?;
+        self.inner.remove_wal_before(seq)
     }
 
     /// Counters and gauges for `/metrics`.
@@ -461,10 +494,56 @@ impl Inner {
             _lock: lock,
             config,
         };
+        inner.verify_blocks()?;
         // Twins of a store that was plain until now get their numbers and
         // keys, so their data is sealed from the next flush on.
         inner.put_twins(&unnumbered)?;
         Ok(inner)
+    }
+
+    /// Checks every block of every segment at open, so that damage is
+    /// known (and reported) before a read trips on it.
+    fn verify_blocks(&self) -> Result<(), StoreError> {
+        let segments = Arc::clone(&self.view.read().segments);
+        for segment in segments.iter() {
+            let bad = segment.verify_blocks(&mut |twin| self.twin_key(twin))?;
+            if bad > 0 {
+                tracing::warn!(segment = %segment.path.display(), bad, "damaged blocks found at open; reads skip them");
+            }
+        }
+        Ok(())
+    }
+
+    /// The problems recorded, then one per segment with damaged blocks.
+    /// Details name the file and how much is affected, not the series:
+    /// `/health` is public, and series names carry twin ids.
+    fn problems(&self) -> Vec<StoreProblem> {
+        let mut problems = self.problems.snapshot();
+        let view = self.view.read().clone();
+        for segment in view.segments.iter().rev() {
+            let bad = segment.bad.list();
+            if bad.is_empty() {
+                continue;
+            }
+            let points: u64 = bad.iter().map(|b| u64::from(b.points)).sum();
+            let series: HashSet<&str> = bad.iter().filter_map(|b| b.series.as_deref()).collect();
+            let affected = match series.len() {
+                0 => format!("{points} points"),
+                n => format!("{points} points of {n} series"),
+            };
+            let name = file_name(&segment.path);
+            problems.push(StoreProblem {
+                component: "segments",
+                severity: Severity::Degraded,
+                detail: format!(
+                    "{name}: {} damaged block(s) at byte(s) {} ({affected}) are skipped by reads; \
+                     `doppel repair` or the next compaction drops them",
+                    bad.len(),
+                    bad.iter().map(|b| b.offset.to_string()).collect::<Vec<_>>().join(", "),
+                ),
+            });
+        }
+        problems
     }
 
     fn write(&self, batch: &Batch) -> Result<WriteReceipt, StoreError> {
@@ -1000,6 +1079,36 @@ impl Inner {
         let mut key_of = |twin: &TwinId| self.twin_key(twin);
         let seal = self.sealing.as_ref().map(|sealing| SealWith { sealing, key_of: &mut key_of });
         let segment = write_segment(&self.segment_dir, id, meta, seal, series)?;
+        // Reads of the inputs skipped their damaged blocks (found at open
+        // or by this merge), so those points are gone from the output.
+        for input in &inputs {
+            let name = file_name(&input.path);
+            for bad in input.bad.list() {
+                report.points_dropped_damaged += u64::from(bad.points);
+                report.damaged_blocks.push(format!(
+                    "{name} at byte {}: {} points of {} ({})",
+                    bad.offset,
+                    bad.points,
+                    bad.series.as_deref().unwrap_or("an unknown series"),
+                    bad.reason
+                ));
+            }
+        }
+        if !report.damaged_blocks.is_empty() {
+            tracing::warn!(dropped = ?report.damaged_blocks, "compaction dropped damaged blocks");
+            let files: BTreeSet<String> =
+                report.damaged_blocks.iter().filter_map(|d| d.split(' ').next()).map(str::to_owned).collect();
+            self.problems.add(
+                "segments",
+                Severity::Degraded,
+                format!(
+                    "compaction dropped {} points of {} damaged block(s) of {}",
+                    report.points_dropped_damaged,
+                    report.damaged_blocks.len(),
+                    files.into_iter().collect::<Vec<_>>().join(", ")
+                ),
+            );
+        }
         report.points_dropped_deleted = dropped_deleted;
         report.points_dropped_retention = dropped_retention;
         report.points_out = segment.point_count();
@@ -1037,6 +1146,8 @@ impl Inner {
         sync_dir(&self.segment_dir)?;
         self.counters.compactions.fetch_add(1, Ordering::Relaxed);
         self.counters.retention_dropped.fetch_add(dropped_retention, Ordering::Relaxed);
+        let skips: u64 = inputs.iter().map(|s| s.bad.skipped()).sum();
+        self.counters.bad_block_skips_retired.fetch_add(skips, Ordering::Relaxed);
         Ok(report)
     }
 
@@ -1059,6 +1170,9 @@ impl Inner {
             flushes_total: self.counters.flushes.load(Ordering::Relaxed),
             compactions_total: self.counters.compactions.load(Ordering::Relaxed),
             retention_dropped_points_total: self.counters.retention_dropped.load(Ordering::Relaxed),
+            bad_blocks: view.segments.iter().map(|s| s.bad.len()).sum(),
+            bad_block_reads_skipped_total: self.counters.bad_block_skips_retired.load(Ordering::Relaxed)
+                + view.segments.iter().map(|s| s.bad.skipped()).sum::<u64>(),
         }
     }
 
@@ -1262,7 +1376,7 @@ fn quarantine_wal_range(
     quarantine: &Path,
 ) -> Result<WalDamage, StoreError> {
     create_dir(quarantine)?;
-    let name = path.file_name().map_or_else(|| "wal".into(), |n| n.to_string_lossy().into_owned());
+    let name = file_name(path);
     let copy = quarantine.join(format!("{name}.{}-{}", range.start, range.end));
     let damaged = bytes.get(range.start as usize..range.end as usize).unwrap_or_default();
     doppel_fs::File::create(&copy)

@@ -94,3 +94,76 @@ fn a_torn_tail_is_still_cut_quietly_after_a_damaged_middle() {
     assert_eq!(std::fs::metadata(&wal).unwrap().len(), starts[3], "the torn tail is cut");
     assert_eq!(store.problems().len(), 1, "only the damaged middle is a problem");
 }
+
+/// One flushed segment holding alice's and bob's heart rate, alice's block
+/// first (blocks follow the magic in key order); returns its path.
+fn segment_with_two_twins(dir: &Path) -> PathBuf {
+    let store = Store::open(config(dir)).unwrap();
+    store.write(&batch(&key("alice", "heart_rate", None), &[(1, 60.0), (2, 61.0)])).unwrap();
+    store.write(&batch(&key("bob", "heart_rate", None), &[(1, 70.0), (2, 71.0)])).unwrap();
+    store.flush().unwrap().segment.unwrap()
+}
+
+/// Flips a byte inside the segment's first block (alice's).
+fn damage_first_block(segment: &Path) {
+    let mut bytes = std::fs::read(segment).unwrap();
+    bytes[12] ^= 0x10;
+    std::fs::write(segment, &bytes).unwrap();
+}
+
+#[test]
+fn a_damaged_segment_block_is_found_at_open_skipped_by_reads_and_dropped_by_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let segment = segment_with_two_twins(dir.path());
+    damage_first_block(&segment);
+
+    let store = Store::open(config(dir.path())).unwrap();
+    assert_eq!(store.recovery_report().segments_loaded, 1);
+    let name = segment.file_name().unwrap().to_str().unwrap().to_owned();
+    let problems = store.problems();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!((problems[0].component, problems[0].severity), ("segments", Severity::Degraded));
+    assert!(problems[0].detail.starts_with(&format!("{name}: 1 damaged block(s) at byte(s) 8 ")));
+    assert!(problems[0].detail.contains("2 points of 1 series"), "{}", problems[0].detail);
+    let bad = store.bad_blocks();
+    assert_eq!(bad.len(), 1);
+    assert_eq!(bad[0].0, segment);
+    assert_eq!(bad[0].1[0].series.as_deref(), Some("alice/heart_rate/"));
+
+    // Reads skip the block instead of failing; the rest is served.
+    assert_eq!(pairs(&store, &key("bob", "heart_rate", None)), vec![(1, 70.0), (2, 71.0)]);
+    assert!(pairs(&store, &key("alice", "heart_rate", None)).is_empty());
+    let stats = store.stats();
+    assert_eq!((stats.bad_blocks, stats.bad_block_reads_skipped_total), (1, 1));
+
+    let report = store.compact().unwrap();
+    assert_eq!(report.points_dropped_damaged, 2);
+    assert_eq!(report.damaged_blocks.len(), 1);
+    assert!(
+        report.damaged_blocks[0].starts_with(&format!("{name} at byte 8: 2 points of alice/heart_rate/"))
+    );
+    assert_eq!(report.points_out, 2);
+    assert!(store.bad_blocks().is_empty());
+    assert!(store.problems()[0].detail.starts_with("compaction dropped 2 points of 1 damaged block(s)"));
+    // The merge skipped it too, and the count outlives the segment.
+    assert_eq!(store.stats().bad_block_reads_skipped_total, 2);
+    drop(store);
+
+    let store = Store::open(config(dir.path())).unwrap();
+    assert!(store.problems().is_empty(), "{:?}", store.problems());
+    assert_eq!(pairs(&store, &key("bob", "heart_rate", None)).len(), 2);
+}
+
+#[test]
+fn a_block_damaged_after_open_is_skipped_and_reported_by_the_read_that_finds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let segment = segment_with_two_twins(dir.path());
+    let store = Store::open(config(dir.path())).unwrap();
+    assert!(store.problems().is_empty());
+    damage_first_block(&segment);
+    assert!(pairs(&store, &key("alice", "heart_rate", None)).is_empty());
+    assert_eq!(pairs(&store, &key("bob", "heart_rate", None)).len(), 2);
+    let problems = store.problems();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].detail.contains("(2 points)"), "{}", problems[0].detail);
+}

@@ -29,7 +29,7 @@ pub(crate) fn principal(
     rules: &ClaimRules<'_>,
     now: Timestamp,
 ) -> Result<Principal, AuthError> {
-    check_time(claims, now)?;
+    let ends = check_time(claims, now)?;
     let user = match claims.get("sub") {
         Some(Value::String(sub)) => UserName::new(sub).map_err(|e| invalid("sub", e.to_string()))?,
         Some(_) => return Err(invalid("sub", "is not a string".to_owned())),
@@ -44,10 +44,11 @@ pub(crate) fn principal(
         Some(claimed) => base.narrow(&claimed),
         None => base,
     };
-    Ok(Principal::from_jwt(user, groups, scopes))
+    Ok(Principal::from_jwt(user, groups, scopes).until(ends))
 }
 
-fn check_time(claims: &Map<String, Value>, now: Timestamp) -> Result<(), AuthError> {
+/// Checks `exp` and `nbf` at `now`; answers when the token stops counting.
+fn check_time(claims: &Map<String, Value>, now: Timestamp) -> Result<Timestamp, AuthError> {
     let now_secs = now.as_nanos() as f64 / 1e9;
     let expires = match claims.get("exp") {
         Some(value) => seconds(value, "exp")?,
@@ -62,7 +63,7 @@ fn check_time(claims: &Map<String, Value>, now: Timestamp) -> Result<(), AuthErr
             return Err(AuthError::JwtNotYetValid { at: timestamp(not_before) });
         }
     }
-    Ok(())
+    Ok(timestamp(expires + JWT_LEEWAY_SECONDS))
 }
 
 /// A NumericDate: seconds since the epoch, possibly fractional (RFC 7519 §2).
@@ -155,6 +156,8 @@ mod tests {
         assert_eq!(principal.user().map(UserName::as_str), Some("carol"));
         assert!(principal.groups().contains(&GroupName::new("clinicians").unwrap()));
         assert_eq!(principal.scopes(), &Scopes::standard());
+        let ends = Timestamp::from_secs(NOW_SECS + 60 + JWT_LEEWAY_SECONDS as i64);
+        assert_eq!(principal.expires(), Some(ends), "exp and leeway bound what outlives the request");
     }
 
     #[test]

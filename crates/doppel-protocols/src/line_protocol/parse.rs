@@ -590,6 +590,11 @@ fn parse_prefix(bytes: &[u8]) -> Result<PrefixEntry, String> {
         if value.is_empty() {
             return Err(format!("tag \"{key}\" has an empty value"));
         }
+        // Readers disagree on which of two equal keys wins (a proxy may
+        // judge a line by the one Doppel ignores), so neither does.
+        if (key == "twin" && twin.is_some()) || tags.iter().any(|(seen, _)| *seen == key) {
+            return Err(format!("duplicate tag \"{key}\": a tag key may appear once in a line"));
+        }
         if key == "twin" {
             twin = Some(value);
         } else {

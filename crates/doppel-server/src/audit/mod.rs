@@ -17,7 +17,10 @@
 //! (a failed disk, a full buffer), audited requests are refused with 503
 //! before anything is done, rather than done unrecorded. A request that
 //! ends without an answer (a timeout, a client gone) is still recorded,
-//! as `incomplete`. Requests refused by authentication itself, and, with
+//! as `incomplete`. Each record of a twin carries the twin's incarnation
+//! (when it was created), so that an id deleted and created again by
+//! someone else shows its new owner only what was done to the new twin.
+//! Requests refused by authentication itself, and, with
 //! authentication on, anonymous requests (answered 401 before touching
 //! anything), are not recorded.
 
@@ -129,18 +132,20 @@ pub(crate) async fn record(State(state): State<AppState>, request: Request, next
     let twin =
         if route.starts_with(TWIN_ROUTES) { param("id").and_then(|id| TwinId::new(id).ok()) } else { None };
     let detail = path_detail(&route, param);
+    let incarnation = twin.as_ref().and_then(|twin| incarnation_of(&state, twin));
     let entry = Entry {
         time: Timestamp::now(),
         principal: principal.to_string(),
         action,
         twin,
+        incarnation,
         target: format!("{} {route}", parts.method),
         detail,
         outcome: Outcome::Incomplete,
     };
     let note = AuditNote::default();
     parts.extensions.insert(note.clone());
-    let mut pending = PendingRecord(Some((log, entry, note)));
+    let mut pending = PendingRecord(Some((log, entry, note, state.clone())));
     let response = next.run(Request::from_parts(parts, body)).await;
     pending.finish(response.status());
     response
@@ -169,9 +174,15 @@ fn path_detail<'a>(route: &str, param: impl Fn(&str) -> Option<&'a str>) -> Stri
     String::new()
 }
 
+/// When `twin` was created, if it exists: the incarnation its records
+/// belong to.
+fn incarnation_of(state: &AppState, twin: &TwinId) -> Option<Timestamp> {
+    state.engine.store().twin(twin).map(|record| record.created)
+}
+
 /// A record waiting for its request's answer. Dropped unanswered (a
 /// timeout, a client that went away), it records `incomplete`.
-struct PendingRecord(Option<(AuditLog, Entry, AuditNote)>);
+struct PendingRecord(Option<(AuditLog, Entry, AuditNote, AppState)>);
 
 impl PendingRecord {
     fn finish(&mut self, status: StatusCode) {
@@ -179,12 +190,21 @@ impl PendingRecord {
     }
 
     fn append(&mut self, outcome: Outcome, created: bool) {
-        let Some((log, mut entry, note)) = self.0.take() else {
+        let Some((log, mut entry, note, state)) = self.0.take() else {
             return;
         };
         let note = note.take();
-        if let Some(twin) = note.twin {
+        if let Some(twin) = note.twin
+            && entry.twin.as_ref() != Some(&twin)
+        {
+            entry.incarnation = None;
             entry.twin = Some(twin);
+        }
+        // A twin the request created (or, for a twin named by the handler,
+        // touched) belongs to the incarnation it has now; a deleted one to
+        // the incarnation it had when the request came.
+        if entry.incarnation.is_none() {
+            entry.incarnation = entry.twin.as_ref().and_then(|twin| incarnation_of(&state, twin));
         }
         if let Some(detail) = note.detail {
             entry.detail = detail;

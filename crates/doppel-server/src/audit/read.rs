@@ -1,11 +1,12 @@
 //! `GET /api/v1/audit`: the audit records, for administrators (all of
-//! them) and for a twin's owner (those of the twin, with `twin=`).
+//! them) and for a twin's owner (those of the twin as it is now, with
+//! `twin=`: not those of an earlier twin of the same id).
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use doppel_audit::Record;
-use doppel_model::TwinId;
+use doppel_model::{Timestamp, TwinId};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -42,6 +43,8 @@ pub(crate) struct AuditRecordView {
     action: String,
     /// The twin it touched, when it touched exactly one.
     twin: Option<String>,
+    /// When that twin was created (RFC 3339): which twin of that id it was, since a deleted id may be created again. Null without a twin and in records written before incarnations were recorded.
+    incarnation: Option<String>,
     /// The route, as `METHOD /path/{template}`.
     target: String,
     /// What else identifies it: a signal, a grant, a token, a batch's size.
@@ -61,6 +64,7 @@ impl AuditRecordView {
             principal: entry.principal,
             action: entry.action.name().to_owned(),
             twin: entry.twin.map(|twin| twin.to_string()),
+            incarnation: entry.incarnation.map(Timestamp::to_rfc3339),
             target: entry.target,
             detail: entry.detail,
             outcome: entry.outcome.to_string(),
@@ -107,10 +111,17 @@ pub(crate) async fn list_audit(
                 .map_err(|error| ApiError::InvalidParameter { name: "twin", reason: error.to_string() })?,
         ),
     };
+    let mut incarnation = None;
     match &twin {
         Some(twin) => {
             caller.audit_note().twin(twin.clone());
             caller.require_owner(twin)?;
+            // An owner reads only its own twin's records, not those of an
+            // earlier twin with the same id; administrators read every one.
+            if !caller.sees_everything() {
+                let created = state.engine.store().twin(twin).map(|record| record.created);
+                incarnation = Some(created.ok_or_else(|| ApiError::TwinNotFound(twin.to_string()))?);
+            }
         }
         None if caller.sees_everything() => {}
         None => {
@@ -129,6 +140,7 @@ pub(crate) async fn list_audit(
     };
     let audit_query = doppel_audit::Query {
         twin,
+        incarnation,
         from: crate::signals::time_parameter("from", query.from.as_deref())?,
         to: crate::signals::time_parameter("to", query.to.as_deref())?,
         after,

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -11,6 +12,7 @@ use doppel_auth::{
 };
 use doppel_engine::{Event, EventBody};
 use doppel_model::{Timestamp, TwinId};
+use tokio::sync::watch;
 
 use super::Auth;
 use crate::AppState;
@@ -55,6 +57,64 @@ pub(crate) enum EventView {
     /// The subscriber's API token was revoked or expired: every stream of
     /// it should end.
     CredentialEnded,
+}
+
+/// Why a stream's access ended.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum AccessEnded {
+    /// The API token was revoked or expired, or the JWT expired.
+    Credential,
+    /// The caller may no longer read the stream's twin.
+    Twin,
+}
+
+/// How often an open stream rechecks its caller's access when nothing
+/// changed: expiries happen without a change to hear of, and must end a
+/// stream within a second even while its twins are quiet.
+const ACCESS_RECHECK: Duration = Duration::from_millis(250);
+
+/// Watches one stream's access while it is open: rechecks at once when
+/// the tokens or policies change (a revocation), and every
+/// [`ACCESS_RECHECK`] for expiries. Cancel-safe, so a stream's loop can
+/// select on [`ended`](Self::ended) alongside its events.
+pub(crate) struct AccessWatch {
+    caller: Caller,
+    twin: Option<TwinId>,
+    changes: watch::Receiver<u64>,
+    recheck: tokio::time::Interval,
+}
+
+impl AccessWatch {
+    /// Watches `caller`'s credential, and its access to `twin` if given.
+    pub(crate) fn new(caller: &Caller, twin: Option<TwinId>) -> Self {
+        let mut recheck =
+            tokio::time::interval_at(tokio::time::Instant::now() + ACCESS_RECHECK, ACCESS_RECHECK);
+        recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        AccessWatch { caller: caller.clone(), twin, changes: caller.auth.changes(), recheck }
+    }
+
+    /// Completes when the access has ended, saying why; never for a caller
+    /// whose access cannot end (authentication off).
+    pub(crate) async fn ended(&mut self) -> AccessEnded {
+        if !self.caller.enforced() {
+            return std::future::pending().await;
+        }
+        loop {
+            tokio::select! {
+                changed = self.changes.changed() => {
+                    // The sender lives as long as the `Auth` this watch
+                    // holds; should it go, the ticks still recheck.
+                    if changed.is_err() {
+                        self.recheck.tick().await;
+                    }
+                }
+                _ = self.recheck.tick() => {}
+            }
+            if let Some(ended) = self.caller.access_ended(self.twin.as_ref()) {
+                return ended;
+            }
+        }
+    }
 }
 
 impl Caller {
@@ -107,10 +167,7 @@ impl Caller {
     /// 401 for an anonymous caller when authentication is enforced.
     pub(crate) fn require_authenticated(&self) -> Result<(), ApiError> {
         if self.enforced() && *self.principal.kind() == PrincipalKind::Anonymous {
-            return Err(ApiError::Unauthenticated {
-                reason: "this route needs a credential: send `Authorization: Bearer <token>`".to_owned(),
-                presented: false,
-            });
+            return Err(ApiError::Unauthenticated { presented: false });
         }
         Ok(())
     }
@@ -153,6 +210,22 @@ impl Caller {
             {
                 ApiError::TwinNotFound(twin.to_string())
             }
+            other => other,
+        }
+    }
+
+    /// The refusal of a twin id the caller may not create and may see
+    /// nothing of: one answer whether or not a twin has the id, so that a
+    /// refused `PUT` or write tells no more than a refused creation.
+    pub(crate) fn cannot_use(&self, twin: &TwinId) -> ApiError {
+        ApiError::Forbidden(format!("{} may not create or change twin {twin}", self.principal))
+    }
+
+    /// A refusal to change `twin`, as the caller should hear it: for a twin
+    /// it may read nothing of, the answer of an id it may not use.
+    pub(crate) fn hide_change(&self, state: &AuthState, twin: &TwinId, error: ApiError) -> ApiError {
+        match error {
+            ApiError::Forbidden(_) if !self.can_read(state, twin, Timestamp::now()) => self.cannot_use(twin),
             other => other,
         }
     }
@@ -244,6 +317,38 @@ impl Caller {
         self.principal.user().cloned().map(Subject::User)
     }
 
+    /// Whether the caller's credential still counts at `now`: its API
+    /// token neither revoked nor expired, its JWT not expired.
+    fn credential_active(&self, state: &AuthState, now: Timestamp) -> bool {
+        if self.principal.expires().is_some_and(|expires| now >= expires) {
+            return false;
+        }
+        match self.principal.kind() {
+            PrincipalKind::Token(id) => {
+                state.tokens.get(id).is_some_and(|record| record.status(now) == TokenStatus::Active)
+            }
+            PrincipalKind::Jwt | PrincipalKind::Anonymous => true,
+        }
+    }
+
+    /// Why a stream of this caller must end now, if it must: its
+    /// credential ended, or it may no longer read `twin` (for a stream of
+    /// one twin).
+    fn access_ended(&self, twin: Option<&TwinId>) -> Option<AccessEnded> {
+        if !self.enforced() {
+            return None;
+        }
+        let state = self.auth.state();
+        let now = Timestamp::now();
+        if !self.credential_active(&state, now) {
+            return Some(AccessEnded::Credential);
+        }
+        match twin {
+            Some(twin) if !self.can_read(&state, twin, now) => Some(AccessEnded::Twin),
+            _ => None,
+        }
+    }
+
     /// What the caller may see of `event` now. Asked afresh for each event,
     /// so a revoked grant, an expired one or a revoked token takes effect
     /// on the very next event.
@@ -253,9 +358,7 @@ impl Caller {
         }
         let state = self.auth.state();
         let now = Timestamp::now();
-        if let PrincipalKind::Token(id) = self.principal.kind()
-            && state.tokens.get(id).is_none_or(|record| record.status(now) != TokenStatus::Active)
-        {
+        if !self.credential_active(&state, now) {
             return EventView::CredentialEnded;
         }
         if self.principal.is_admin() {

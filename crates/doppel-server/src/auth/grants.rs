@@ -177,8 +177,7 @@ pub(crate) async fn create_grant(
     let twin = parse_twin_id(&id)?;
     require_twin(&caller, &state.engine, &twin)?;
     let body = crate::limits::read_body(&headers, body, state.limits.max_body_bytes).await?;
-    let request: CreateGrant =
-        serde_json::from_slice(&body).map_err(|error| ApiError::InvalidBody(error.to_string()))?;
+    let request: CreateGrant = crate::limits::parse_json(&body)?;
     let now = Timestamp::now();
     let new = request.into_new_grant(now)?;
     let note = caller.audit_note().clone();

@@ -4,7 +4,8 @@
 //! (or the anonymous one) goes into the request for handlers to take as a
 //! [`Caller`](super::Caller). A header that is present but wrong is a 401
 //! on every route, public ones included, so that a client with a broken
-//! token hears about it. Requests are then counted against their client's
+//! token hears about it; every 401 says the same, the reason going to the
+//! server's log only, so that nobody learns which token ids exist. Requests are then counted against their client's
 //! bucket: the API token, the JWT user, or, without a credential, the
 //! remote address when the server knows it.
 
@@ -37,6 +38,15 @@ pub(crate) async fn authenticate(
         request.extensions().get::<MatchedPath>().is_some_and(|path| INFLUX_ROUTES.contains(&path.as_str()));
     let answer = |error: ApiError| if influx { error.into_influx_response() } else { error.into_response() };
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
+    // Readers disagree on which of two credentials counts (a proxy may
+    // check one while Doppel uses the other), so neither does.
+    let credentials = request.headers().get_all(header::AUTHORIZATION).iter().count();
+    if credentials > 1 {
+        return answer(ApiError::InvalidHeader {
+            name: "Authorization",
+            reason: format!("it appears {credentials} times; send one credential"),
+        });
+    }
     let principal = if auth.is_enabled() {
         let header = request.headers().get(header::AUTHORIZATION).map(|value| value.to_str());
         let outcome = match header {
@@ -52,7 +62,10 @@ pub(crate) async fn authenticate(
                 if let (Some(limiter), Some(peer)) = (auth.limiter(), peer) {
                     let _ = limiter.take(Client::Peer(peer), Instant::now());
                 }
-                return answer(ApiError::Unauthenticated { reason, presented: true });
+                // Why is for the operator only: the client hears the same
+                // refusal whatever went wrong.
+                tracing::info!(%reason, peer = ?peer, "refused a credential");
+                return answer(ApiError::Unauthenticated { presented: true });
             }
         }
     } else {

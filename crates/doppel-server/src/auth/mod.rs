@@ -29,8 +29,9 @@ use doppel_auth::{
     AuthError, AuthState, AuthStore, Authenticator, Bootstrap, JwtConfig, JwtVerifier, Principal,
 };
 use doppel_model::Timestamp;
+use tokio::sync::watch;
 
-pub(crate) use access::{Caller, EventView};
+pub(crate) use access::{AccessEnded, AccessWatch, Caller, EventView};
 pub(crate) use middleware::INFLUX_ROUTES;
 pub use rate::{DEFAULT_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_PER_S, RateLimit};
 pub(crate) use writes::ingest_authorized;
@@ -76,6 +77,9 @@ struct Inner {
     /// callers creating the same twin cannot both become its owner, and no
     /// write lands in a new twin before its owner is known.
     creation: Mutex<()>,
+    /// Counts changes of the state, so that open streams recheck their
+    /// caller's access at once when a token or grant is revoked.
+    changes: watch::Sender<u64>,
 }
 
 impl Auth {
@@ -135,6 +139,7 @@ impl Auth {
                 authenticator,
                 limiter,
                 creation: Mutex::new(()),
+                changes: watch::Sender::new(0),
             }),
         }
     }
@@ -181,8 +186,15 @@ impl Auth {
                 })?;
             }
             *current = next;
+            drop(current);
+            self.inner.changes.send_modify(|count| *count = count.wrapping_add(1));
         }
         Ok(answer)
+    }
+
+    /// Hears of every change of the tokens and policies.
+    pub(crate) fn changes(&self) -> watch::Receiver<u64> {
+        self.inner.changes.subscribe()
     }
 
     /// Serialises twin creation with the recording of owners.

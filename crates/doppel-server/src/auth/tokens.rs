@@ -169,8 +169,7 @@ pub(crate) async fn create_token(
 ) -> Result<Response, ApiError> {
     caller.require_admin()?;
     let body = crate::limits::read_body(&headers, body, state.limits.max_body_bytes).await?;
-    let request: CreateToken =
-        serde_json::from_slice(&body).map_err(|error| ApiError::InvalidBody(error.to_string()))?;
+    let request: CreateToken = crate::limits::parse_json(&body)?;
     let now = Timestamp::now();
     let new = request.into_new_token(now)?;
     let note = caller.audit_note().clone();

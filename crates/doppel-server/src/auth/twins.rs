@@ -37,12 +37,11 @@ pub(crate) fn put_twin(
         let state = caller.auth().state();
         let exists = engine.model_of(id).is_some() || state.policies.owner(id).is_some();
         if exists {
-            caller.check(&state, id, &Action::new(Permission::Manage, Target::Twin))?;
+            caller
+                .check(&state, id, &Action::new(Permission::Manage, Target::Twin))
+                .map_err(|error| caller.hide_change(&state, id, error))?;
         } else if !caller.may_create(id) {
-            return Err(ApiError::Forbidden(format!(
-                "{} may not create twin {id}: its credential holds neither write nor manage for it",
-                caller.principal()
-            )));
+            return Err(caller.cannot_use(id));
         }
         exists
     };

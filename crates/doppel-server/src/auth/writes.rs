@@ -112,7 +112,12 @@ fn check(
             })
             .map(ToString::to_string)
             .collect();
-        if !denied.is_empty() {
+        if denied.len() == signals.len() && !caller.can_read(state, twin, now) {
+            // A twin the caller may neither read nor write anything of is
+            // refused like an id it may not create, naming no signal, so
+            // the answer does not tell that the twin exists.
+            refused.push(RefusedWrite { twin: twin.to_string(), signals: Vec::new() });
+        } else if !denied.is_empty() {
             refused.push(RefusedWrite { twin: twin.to_string(), signals: denied });
         }
     }

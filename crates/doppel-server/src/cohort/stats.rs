@@ -143,8 +143,7 @@ pub(crate) async fn cohort_stats(
 ) -> Result<Json<StatsAnswer>, ApiError> {
     caller.require_authenticated()?;
     let body = crate::limits::read_body(&headers, body, state.limits.max_body_bytes).await?;
-    let request: StatsRequest =
-        serde_json::from_slice(&body).map_err(|error| ApiError::InvalidBody(error.to_string()))?;
+    let request: StatsRequest = crate::limits::parse_json(&body)?;
     let engine = state.engine.clone();
     let privacy = state.limits.privacy.clone();
     crate::blocking(move || {

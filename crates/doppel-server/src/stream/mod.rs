@@ -26,7 +26,7 @@ pub(crate) use dropped::DropCounts;
 pub(crate) use filter::Subscription;
 pub(crate) use websocket::ClientMessage;
 
-use crate::auth::{Caller, EventView};
+use crate::auth::{AccessWatch, Caller, EventView};
 use dropped::DropReason;
 use filter::Filter;
 
@@ -48,17 +48,23 @@ enum Delivery {
 }
 
 /// Waits for the next delivery; `None` once the server shuts down, the
-/// engine's bus closes, or the caller may no longer read the twin.
+/// engine's bus closes, or the caller may no longer read the twin, whether
+/// an event or `access` tells so first (a quiet twin's stream ends all the
+/// same). Events already on the bus go first, so that a deleted twin's
+/// subscriber hears of the deletion.
 async fn next_delivery(
     receiver: &mut broadcast::Receiver<Arc<Event>>,
     filter: &Filter,
     caller: &Caller,
+    access: &mut AccessWatch,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Option<Delivery> {
     loop {
         let next = tokio::select! {
+            biased;
             () = shutdown_requested(shutdown) => return None,
             next = receiver.recv() => next,
+            _ = access.ended() => return None,
         };
         match next {
             Ok(event) => {
@@ -96,7 +102,9 @@ mod tests {
         }
         let (_stop, mut shutdown) = watch::channel(false);
         let caller = Caller::unrestricted();
-        let first = next_delivery(&mut receiver, &Filter::default(), &caller, &mut shutdown).await;
+        let mut access = AccessWatch::new(&caller, None);
+        let first =
+            next_delivery(&mut receiver, &Filter::default(), &caller, &mut access, &mut shutdown).await;
         assert!(matches!(first, Some(Delivery::Dropped(DropReason::Lagged { skipped: 2 }))), "{first:?}");
     }
 
@@ -106,6 +114,9 @@ mod tests {
         let (stop, mut shutdown) = watch::channel(false);
         stop.send(true).unwrap();
         let caller = Caller::unrestricted();
-        assert!(next_delivery(&mut receiver, &Filter::default(), &caller, &mut shutdown).await.is_none());
+        let mut access = AccessWatch::new(&caller, None);
+        let filter = Filter::default();
+        let delivery = next_delivery(&mut receiver, &filter, &caller, &mut access, &mut shutdown);
+        assert!(delivery.await.is_none());
     }
 }

@@ -28,7 +28,7 @@ use super::dropped::{DropCounts, DropReason};
 use super::filter::{Filter, Subscription};
 use super::{Delivery, next_delivery};
 use crate::AppState;
-use crate::auth::Caller;
+use crate::auth::{AccessWatch, Caller};
 use crate::limits::{KEEP_ALIVE_INTERVAL_MS, SSE_QUEUE_EVENTS};
 use crate::listener::{ConnectionCloser, ShutdownSignal};
 use crate::problem::{ApiError, Problem};
@@ -85,6 +85,7 @@ pub(crate) async fn twin_events(
     let forwarder = Forwarder {
         receiver: state.engine.subscribe(),
         filter,
+        access: AccessWatch::new(&caller, Some(twin)),
         caller,
         shutdown,
         queue,
@@ -123,6 +124,7 @@ struct Forwarder {
     receiver: broadcast::Receiver<Arc<Event>>,
     filter: Filter,
     caller: Caller,
+    access: AccessWatch,
     shutdown: watch::Receiver<bool>,
     queue: mpsc::Sender<Queued>,
     send_timeout: Duration,
@@ -138,7 +140,7 @@ impl Forwarder {
             let delivery = tokio::select! {
                 // The body was dropped: the client left.
                 () = self.queue.closed() => return,
-                delivery = next_delivery(&mut self.receiver, &self.filter, &self.caller, &mut self.shutdown) => delivery,
+                delivery = next_delivery(&mut self.receiver, &self.filter, &self.caller, &mut self.access, &mut self.shutdown) => delivery,
             };
             let event = match delivery {
                 None => return,
@@ -196,10 +198,12 @@ mod tests {
         let (bus, receiver) = broadcast::channel(capacity);
         let (queue, queued) = mpsc::channel(2);
         let (closer, closed) = ConnectionCloser::new();
+        let caller = Caller::unrestricted();
         let forwarder = Forwarder {
             receiver,
             filter: Filter::default(),
-            caller: Caller::unrestricted(),
+            access: AccessWatch::new(&caller, None),
+            caller,
             shutdown: watch::channel(false).1,
             queue,
             send_timeout,

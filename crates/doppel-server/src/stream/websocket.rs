@@ -22,7 +22,7 @@ use super::dropped::DropReason;
 use super::filter::{Filter, Subscription};
 use super::shutdown_requested;
 use crate::AppState;
-use crate::auth::{Caller, EventView};
+use crate::auth::{AccessEnded, AccessWatch, Caller, EventView};
 use crate::limits::{KEEP_ALIVE_INTERVAL_MS, MAX_WS_MESSAGE_BYTES};
 use crate::listener::ShutdownSignal;
 
@@ -143,6 +143,7 @@ impl Connection {
         mut shutdown: watch::Receiver<bool>,
     ) -> Option<Ending> {
         let mut receiver = state.engine.subscribe();
+        let mut access = AccessWatch::new(caller, None);
         let mut filter: Option<Filter> = None;
         let mut ping = tokio::time::interval(Duration::from_millis(KEEP_ALIVE_INTERVAL_MS));
         ping.reset();
@@ -182,6 +183,14 @@ impl Connection {
                     Err(RecvError::Closed) => return None,
                 },
                 _ = ping.tick() => Some(Message::Ping(Default::default())),
+                // A quiet stream ends all the same when its credential does.
+                ended = access.ended() => {
+                    let reason = match ended {
+                        AccessEnded::Credential => "credential revoked or expired",
+                        AccessEnded::Twin => "access to the twin ended",
+                    };
+                    return Some(Ending::Close(CLOSE_POLICY_VIOLATION, reason.to_owned()));
+                }
             };
             let Some(message) = outgoing else { continue };
             match self.send(message).await {
