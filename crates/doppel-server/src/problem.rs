@@ -382,7 +382,7 @@ impl ApiError {
                 tracing::error!(%detail, "refused a request the audit log cannot record");
             }
             Self::StorageStopped(detail) | Self::StorageWriteFailed(detail) => {
-                tracing::error!(%detail, "refused a write the store cannot take");
+                tracing::error!(%detail, "refused a write the disk cannot take");
             }
             _ => {}
         }
@@ -442,7 +442,12 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             error @ StoreError::Stopped { .. } => Self::StorageStopped(error.to_string()),
-            error @ StoreError::WriteFailed { .. } => Self::StorageWriteFailed(error.to_string()),
+            StoreError::WriteFailed { path, source } => {
+                tracing::error!(file = %path.display(), %source, "a WAL append failed and was cut off");
+                Self::StorageWriteFailed(format!(
+                    "writing the WAL failed: {source}; nothing of this write was kept, and it may be retried"
+                ))
+            }
             other => Self::Internal(other.to_string()),
         }
     }

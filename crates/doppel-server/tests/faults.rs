@@ -39,7 +39,8 @@ async fn a_failed_fsync_stops_writes_with_503_and_health_names_it_while_reads_wo
     let refused = json_body(post_point(&server, 1, 61.0).await, "application/problem+json").await;
     assert_eq!(refused["type"], "urn:doppel:problem:storage-stopped", "{refused}");
     assert_eq!(refused["status"], 503);
-    assert!(refused["detail"].as_str().unwrap().contains("fsync"), "{refused}");
+    let detail = refused["detail"].as_str().unwrap();
+    assert!(detail.contains("fsync") && !detail.contains(server.data_dir().to_str().unwrap()), "{detail}");
     drop(armed);
 
     let again = json_body(post_point(&server, 2, 62.0).await, "application/problem+json").await;
@@ -71,6 +72,8 @@ async fn a_failed_append_answers_503_and_the_next_write_is_accepted() {
         let refused = json_body(post_point(&server, 1, 61.0).await, "application/problem+json").await;
         assert_eq!(refused["type"], "urn:doppel:problem:storage-write-failed", "{fault:?}: {refused}");
         assert_eq!(refused["status"], 503);
+        let detail = refused["detail"].as_str().unwrap();
+        assert!(!detail.contains(server.data_dir().to_str().unwrap()), "no path of the server: {detail}");
         drop(armed);
     }
     assert_eq!(server.get("/health").await.status(), 200);
@@ -127,6 +130,8 @@ async fn a_token_that_cannot_be_saved_answers_503_and_is_not_created() {
     let armed = arm(&server.data_dir().join("auth"), Op::Sync, Fault::Eio, Trigger::Always);
     let refused = json_body(create().await.unwrap(), "application/problem+json").await;
     assert_eq!(refused["type"], "urn:doppel:problem:storage-write-failed", "{refused}");
+    let detail = refused["detail"].as_str().unwrap();
+    assert!(detail.contains("fsync") && !detail.contains(server.data_dir().to_str().unwrap()), "{detail}");
     assert!(armed.fired() >= 1);
     drop(armed);
     let listing = server.get("/api/v1/tokens").await.text().await.unwrap();
