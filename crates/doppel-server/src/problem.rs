@@ -127,12 +127,10 @@ pub(crate) enum ApiError {
         "the store stopped accepting writes after a failed fsync; reads still work, and writes resume after the server is restarted"
     )]
     StorageStopped(String),
-    /// Writing to the store failed (an I/O error, a full disk) and
-    /// nothing of the request was kept; it may be retried. The cause
-    /// (naming files) is logged, never sent.
-    #[error(
-        "writing to the store failed (an I/O error or a full disk); nothing of this request was kept, and it may be retried"
-    )]
+    /// Writing to the store's WAL, the auth state or the privacy
+    /// budget failed (an I/O error, a full disk) and nothing of the
+    /// request was kept; it may be retried. The text names no file.
+    #[error("{0}")]
     StorageWriteFailed(String),
     /// Something failed inside the server or engine; the client cannot fix it.
     #[error("internal error: {0}")]
@@ -390,7 +388,7 @@ impl ApiError {
                 tracing::error!(%detail, "refused a request the audit log cannot record");
             }
             Self::StorageStopped(detail) | Self::StorageWriteFailed(detail) => {
-                tracing::error!(%detail, "refused a write the store cannot take");
+                tracing::error!(%detail, "refused a write the disk cannot take");
             }
             _ => {}
         }
@@ -450,7 +448,12 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             error @ StoreError::Stopped { .. } => Self::StorageStopped(error.to_string()),
-            error @ StoreError::WriteFailed { .. } => Self::StorageWriteFailed(error.to_string()),
+            StoreError::WriteFailed { path, source } => {
+                tracing::error!(file = %path.display(), %source, "a WAL append failed and was cut off");
+                Self::StorageWriteFailed(format!(
+                    "writing the WAL failed: {source}; nothing of this write was kept, and it may be retried"
+                ))
+            }
             other => Self::Internal(other.to_string()),
         }
     }
