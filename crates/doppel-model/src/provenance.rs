@@ -30,7 +30,8 @@ impl Provenance {
     }
 
     /// Builds the canonical set from tags in any order. A key given twice
-    /// keeps its last value, the way line protocol treats repeated tags.
+    /// keeps its last value; the write formats refuse repeated tags and
+    /// keys before they get here.
     pub fn from_tags<K, V>(tags: impl IntoIterator<Item = (K, V)>) -> Result<Self, ModelError>
     where
         K: AsRef<str>,

@@ -112,17 +112,24 @@ pub(crate) enum ApiError {
     BudgetExhausted { analyst: String, budget: BudgetDoc },
     /// The audit log cannot record requests now, so audited requests are
     /// refused rather than served unrecorded.
-    #[error("the audit log cannot record this request: {0}")]
+    /// The cause (naming files) is logged, never sent.
+    #[error(
+        "the audit log cannot record this request now, so it was refused before it did anything; retry later"
+    )]
     AuditUnavailable(String),
     /// The server keeps no audit log.
     #[error("this server keeps no audit log")]
     AuditOff,
     /// The store stopped accepting writes after a failed fsync; reads
-    /// still work, writes need a restart of the server.
-    #[error("{0}")]
+    /// still work, writes need a restart of the server. The cause
+    /// (naming files) is logged, never sent.
+    #[error(
+        "the store stopped accepting writes after a failed fsync; reads still work, and writes resume after the server is restarted"
+    )]
     StorageStopped(String),
-    /// Writing to the store failed (an I/O error, a full disk) and
-    /// nothing of the request was kept; it may be retried.
+    /// Writing to the store's WAL, the auth state or the privacy
+    /// budget failed (an I/O error, a full disk) and nothing of the
+    /// request was kept; it may be retried. The text names no file.
     #[error("{0}")]
     StorageWriteFailed(String),
     /// Something failed inside the server or engine; the client cannot fix it.
@@ -381,7 +388,7 @@ impl ApiError {
                 tracing::error!(%detail, "refused a request the audit log cannot record");
             }
             Self::StorageStopped(detail) | Self::StorageWriteFailed(detail) => {
-                tracing::error!(%detail, "refused a write the store cannot take");
+                tracing::error!(%detail, "refused a write the disk cannot take");
             }
             _ => {}
         }
@@ -441,7 +448,12 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             error @ StoreError::Stopped { .. } => Self::StorageStopped(error.to_string()),
-            error @ StoreError::WriteFailed { .. } => Self::StorageWriteFailed(error.to_string()),
+            StoreError::WriteFailed { path, source } => {
+                tracing::error!(file = %path.display(), %source, "a WAL append failed and was cut off");
+                Self::StorageWriteFailed(format!(
+                    "writing the WAL failed: {source}; nothing of this write was kept, and it may be retried"
+                ))
+            }
             other => Self::Internal(other.to_string()),
         }
     }

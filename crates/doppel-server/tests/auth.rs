@@ -330,6 +330,8 @@ async fn revoking_a_grant_revokes_the_grants_made_under_it_persistently() {
         share(&eve, json!({"subject": "user:bob", "resource": "twin", "permissions": ["read"]})).await;
     assert_eq!(to_bob.status(), 201);
     let to_bob = json_body(to_bob, "application/json").await;
+    assert_eq!(to_bob["derived_from"], json!([to_eve["id"]]), "{to_bob}");
+    assert_eq!(to_eve["derived_from"], json!([]), "{to_eve}");
     assert_eq!(status_as(&server, &bob, "/api/v1/twins/alice").await, 200);
 
     let path = format!("/api/v1/twins/alice/grants/{}", to_eve["id"]);

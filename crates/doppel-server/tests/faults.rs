@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use common::{DAY_RANGE, TestServer, json_body};
 use doppel_audit::{AuditLog, AuditOptions};
+use doppel_auth::AuthState;
 use doppel_fs::Op;
 use doppel_fs::failpoint::{Fault, Trigger, arm};
-use doppel_server::ServerConfig;
+use doppel_server::{AuthConfig, ServerConfig};
 use serde_json::json;
 
 fn point(minute: i64, value: f64) -> serde_json::Value {
@@ -38,7 +39,11 @@ async fn a_failed_fsync_stops_writes_with_503_and_health_names_it_while_reads_wo
     let refused = json_body(post_point(&server, 1, 61.0).await, "application/problem+json").await;
     assert_eq!(refused["type"], "urn:doppel:problem:storage-stopped", "{refused}");
     assert_eq!(refused["status"], 503);
-    assert!(refused["detail"].as_str().unwrap().contains("fsync"), "{refused}");
+    let detail = refused["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("fsync") && !detail.contains(".wal"),
+        "the cause names files: logged, not sent: {refused}"
+    );
     drop(armed);
 
     let again = json_body(post_point(&server, 2, 62.0).await, "application/problem+json").await;
@@ -70,6 +75,7 @@ async fn a_failed_append_answers_503_and_the_next_write_is_accepted() {
         let refused = json_body(post_point(&server, 1, 61.0).await, "application/problem+json").await;
         assert_eq!(refused["type"], "urn:doppel:problem:storage-write-failed", "{fault:?}: {refused}");
         assert_eq!(refused["status"], 503);
+        assert!(!refused["detail"].as_str().unwrap().contains(".wal"), "no file names in answers: {refused}");
         drop(armed);
     }
     assert_eq!(server.get("/health").await.status(), 200);
@@ -112,4 +118,25 @@ async fn an_audit_log_that_cannot_write_refuses_audited_requests_and_health_name
     assert_eq!(server.get("/health").await.status(), 200);
     assert_eq!(post_point(&server, 2, 62.0).await.status(), 200);
     assert_eq!(read_values(&server).await, vec![60.0, 62.0], "the refused write did nothing");
+}
+
+#[tokio::test]
+async fn a_token_that_cannot_be_saved_answers_503_and_is_not_created() {
+    let server = TestServer::start_authenticated(AuthState::default(), AuthConfig::default()).await;
+    let create = || {
+        server
+            .request(reqwest::Method::POST, "/api/v1/tokens")
+            .json(&json!({"name": "alice-phone", "user": "alice", "scopes": ["read"]}))
+            .send()
+    };
+    let armed = arm(&server.data_dir().join("auth"), Op::Sync, Fault::Eio, Trigger::Always);
+    let refused = json_body(create().await.unwrap(), "application/problem+json").await;
+    assert_eq!(refused["type"], "urn:doppel:problem:storage-write-failed", "{refused}");
+    let detail = refused["detail"].as_str().unwrap();
+    assert!(detail.contains("fsync") && !detail.contains(server.data_dir().to_str().unwrap()), "{detail}");
+    assert!(armed.fired() >= 1);
+    drop(armed);
+    let listing = server.get("/api/v1/tokens").await.text().await.unwrap();
+    assert!(!listing.contains("alice-phone"), "the refused token does not exist: {listing}");
+    assert_eq!(create().await.unwrap().status(), 201);
 }

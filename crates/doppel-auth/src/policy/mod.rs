@@ -477,3 +477,37 @@ impl From<Policies> for PoliciesRepr {
         PoliciesRepr { owners, grants, last_grant_id: policies.last_grant_id }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::UserName;
+
+    fn grant(id: u64, derived_from: &[u64]) -> Grant {
+        let user = Subject::User(UserName::new("u").unwrap());
+        Grant {
+            id: GrantId(id),
+            twin: TwinId::new("t").unwrap(),
+            subject: user.clone(),
+            resource: Resource::Twin,
+            permissions: Permissions::of(Permission::Read),
+            expires: None,
+            granted_by: user,
+            created: Timestamp::from_secs(0),
+            derived_from: derived_from.iter().copied().map(GrantId).collect(),
+        }
+    }
+
+    #[test]
+    fn orphans_go_down_the_whole_tree_and_diamonds_with_them() {
+        // 1 → 2 → 4, 1 → 3, {2, 3} → 5, and 6 from nothing.
+        let mut policy = TwinPolicy::default();
+        for (id, from) in [(2, &[1][..]), (3, &[1]), (4, &[2]), (5, &[2, 3]), (6, &[])] {
+            policy.grants.insert(GrantId(id), grant(id, from));
+        }
+        let removed: Vec<u64> = policy.remove_orphans().iter().map(|grant| grant.id.0).collect();
+        assert_eq!(removed, [2, 3, 4, 5]);
+        assert_eq!(policy.grants.keys().copied().collect::<Vec<_>>(), [GrantId(6)]);
+        assert!(policy.remove_orphans().is_empty());
+    }
+}

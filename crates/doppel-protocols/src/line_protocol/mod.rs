@@ -29,7 +29,8 @@
 //! `value`, `measurement.field` otherwise; every other tag becomes the
 //! point's [`doppel_model::Provenance`]. Each field of a line is one sample
 //! of its own series; a field key repeated within a line keeps its last
-//! value. Integers and unsigned integers become `f64`, so magnitudes beyond
+//! value, while a repeated tag key refuses the line, since readers differ
+//! on which tag counts. Integers and unsigned integers become `f64`, so magnitudes beyond
 //! 2^53 lose precision (accepted, the way a float gauge would); booleans
 //! become 1 and 0; strings become [`doppel_model::FieldValue::Text`].
 

@@ -395,3 +395,71 @@ impl Caller {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use doppel_auth::{Authenticator, NewToken, TokenName};
+
+    /// An enforcing `Auth` holding one standard token of alice, and the
+    /// caller that token makes.
+    fn alice() -> (Auth, Caller) {
+        let now = Timestamp::now();
+        let mut state = AuthState::default();
+        let new = NewToken {
+            name: TokenName::new("phone").unwrap(),
+            user: UserName::new("alice").unwrap(),
+            scopes: Scopes::standard(),
+            expires: None,
+        };
+        let (secret, _) = state.tokens.create(new, now).unwrap();
+        let auth = Auth::build(true, None, state, Authenticator::default(), None);
+        let principal = auth.authenticate(Some(&format!("Bearer {}", secret.expose())), now).unwrap();
+        (auth.clone(), Caller { principal, auth, note: AuditNote::default() })
+    }
+
+    #[tokio::test]
+    async fn a_watched_stream_hears_its_token_revoked_without_any_event() {
+        let (auth, caller) = alice();
+        let mut watch = AccessWatch::new(&caller, None);
+        let PrincipalKind::Token(id) = caller.principal().kind().clone() else { panic!("a token caller") };
+        auth.update(|state| {
+            state
+                .tokens
+                .revoke(&id, Timestamp::now())
+                .map(drop)
+                .map_err(|e| ApiError::Internal(e.to_string()))
+        })
+        .unwrap();
+        let ended = tokio::time::timeout(Duration::from_secs(10), watch.ended()).await;
+        assert_eq!(ended.ok(), Some(AccessEnded::Credential));
+    }
+
+    #[tokio::test]
+    async fn a_watched_stream_of_one_twin_ends_when_the_twin_becomes_unreadable() {
+        let (auth, caller) = alice();
+        let twin = TwinId::new("alice").unwrap();
+        auth.update(|state| {
+            state.policies.claim(&twin, Subject::User(UserName::new("alice").unwrap()));
+            Ok(())
+        })
+        .unwrap();
+        let mut watch = AccessWatch::new(&caller, Some(twin.clone()));
+        assert_eq!(caller.access_ended(Some(&twin)), None);
+        auth.update(|state| {
+            state.policies.remove_twin(&twin);
+            Ok(())
+        })
+        .unwrap();
+        let ended = tokio::time::timeout(Duration::from_secs(10), watch.ended()).await;
+        assert_eq!(ended.ok(), Some(AccessEnded::Twin));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_authentication_a_watch_never_ends() {
+        let caller = Caller::unrestricted();
+        let mut watch = AccessWatch::new(&caller, None);
+        // Paused time runs ahead through many recheck periods at once.
+        assert!(tokio::time::timeout(Duration::from_secs(60), watch.ended()).await.is_err());
+    }
+}

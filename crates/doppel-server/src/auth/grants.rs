@@ -60,6 +60,8 @@ pub(crate) struct GrantView {
     created: String,
     /// Whether it counts now (not yet expired).
     active: bool,
+    /// The granter's grants it was shared from; revoking any of them revokes it too. Empty when given by the owner or an administrator.
+    derived_from: Vec<u64>,
 }
 
 impl GrantView {
@@ -73,6 +75,7 @@ impl GrantView {
             granted_by: grant.granted_by.to_string(),
             created: grant.created.to_rfc3339(),
             active: grant.is_active(now),
+            derived_from: grant.derived_from.iter().map(|id| id.0).collect(),
         }
     }
 }

@@ -182,7 +182,13 @@ impl Auth {
         if next != *current {
             if let Some(store) = &self.inner.store {
                 store.save(&next).map_err(|error| {
-                    ApiError::Internal(format!("the authentication state was not saved: {error}"))
+                    tracing::error!(%error, "the authentication state was not saved");
+                    ApiError::StorageWriteFailed(match error {
+                        AuthError::StateFile { action, source, .. } => format!(
+                            "the authentication state was not saved (cannot {action} its file: {source}); nothing changed"
+                        ),
+                        _ => "the authentication state was not saved; nothing changed".to_owned(),
+                    })
                 })?;
             }
             *current = next;

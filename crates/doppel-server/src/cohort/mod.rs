@@ -118,9 +118,15 @@ impl Privacy {
             .charge(analyst, epsilon, self.inner.total)
             .map_err(|error| refusal(analyst, epsilon, error))?;
         if let Some(store) = &self.inner.store {
-            store
-                .save(&next)
-                .map_err(|error| ApiError::Internal(format!("the privacy budget was not saved: {error}")))?;
+            store.save(&next).map_err(|error| {
+                tracing::error!(%error, "the privacy budget was not saved");
+                ApiError::StorageWriteFailed(match error {
+                    doppel_privacy::PrivacyError::File { action, source, .. } => format!(
+                        "the privacy budget was not saved (cannot {action} its file: {source}); nothing was charged"
+                    ),
+                    _ => "the privacy budget was not saved; nothing was charged".to_owned(),
+                })
+            })?;
         }
         *ledger = next;
         Ok(status)
