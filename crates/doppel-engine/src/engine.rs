@@ -2,12 +2,11 @@
 //! through the store, updates live state and publishes events.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use doppel_model::{
-    Batch, ModelDef, ModelRegistry, Sample, SeriesBatch, SeriesKey, SignalName, Span, Timestamp, TwinId,
+    Batch, ModelDef, ModelRegistry, Sample, SeriesBatch, SignalName, Span, Timestamp, TwinId,
 };
 use doppel_protocols::{LineError, MAX_REPORTED_ERRORS, ParseErrors, RawBatch};
 use doppel_store::{
@@ -109,8 +108,6 @@ pub struct Engine {
     /// Dense ids of signal names, so live signals stay small.
     signal_ids: SignalIds,
     limits: IngestLimits,
-    /// Fingerprints series for the per-twin series cap.
-    series_hasher: RandomState,
     /// Serialises twin creation so a first write cannot overwrite the
     /// properties of a concurrent `put_twin`.
     create_lock: Mutex<()>,
@@ -139,7 +136,6 @@ impl Engine {
             twins: TwinTable::new(),
             signal_ids: SignalIds::default(),
             limits: config.limits,
-            series_hasher: RandomState::new(),
             create_lock: Mutex::new(()),
             bus,
             seq: AtomicU64::new(0),
@@ -167,7 +163,7 @@ impl Engine {
     fn rebuild_live(&self, id: &TwinId, model: Arc<ModelDef>) -> Result<LiveTwin, EngineError> {
         let mut live = LiveTwin::new(model);
         let keys = self.store.series(id)?;
-        live.add_series(keys.iter().map(|key| self.series_fingerprint(key)));
+        live.add_series(keys.len());
         let mut signals: Vec<&SignalName> = keys.iter().map(|key| &key.signal).collect();
         signals.dedup();
         for signal in signals {
@@ -212,11 +208,6 @@ impl Engine {
         Ok(())
     }
 
-    /// A series' fingerprint within its twin, for the per-twin series cap.
-    fn series_fingerprint(&self, key: &SeriesKey) -> u64 {
-        self.series_hasher.hash_one((&key.signal, &key.provenance))
-    }
-
     fn model_or_default(&self, name: &str) -> Arc<ModelDef> {
         self.models.get(name).unwrap_or_else(|| {
             tracing::warn!(model = name, "model is no longer defined; using the default model");
@@ -233,7 +224,8 @@ impl Engine {
         if !errors.is_empty() {
             return Err(self.reject(errors));
         }
-        errors.extend(self.check_twin_caps(&raw));
+        let (cap_errors, new_series) = self.check_twin_caps(&raw);
+        errors.extend(cap_errors);
         let mut models: HashMap<TwinId, Arc<ModelDef>> = HashMap::new();
         let mut new_twins: Vec<TwinId> = Vec::new();
         let mut batch = Batch { series: Vec::with_capacity(raw.series.len()) };
@@ -260,7 +252,7 @@ impl Engine {
         let twins_created = self.create_twins(new_twins)?;
         self.store.write(&batch)?;
         let points = batch.point_count();
-        self.apply_live(&batch, &models);
+        self.apply_live(&batch, &models, &new_series);
         self.counters.points.fetch_add(points as u64, Ordering::Relaxed);
         self.counters.batches.fetch_add(1, Ordering::Relaxed);
         Ok(IngestReceipt { points, series: batch.series.len(), twins_created })
@@ -275,18 +267,20 @@ impl Engine {
     }
 
     /// Refusals of series that would take a twin past its cap on distinct
-    /// signals or series. Judged against what the twin held when the batch
-    /// was validated, so batches racing for one twin's last places may
-    /// pass it by their own size at most.
-    fn check_twin_caps(&self, raw: &RawBatch) -> Vec<LineError> {
+    /// signals or series, and the number of new series per twin. Judged
+    /// against what the twin held when the batch was validated, so batches
+    /// racing for one twin's last places may pass it by their own size at
+    /// most.
+    fn check_twin_caps(&self, raw: &RawBatch) -> (Vec<LineError>, HashMap<TwinId, usize>) {
         let mut errors = Vec::new();
-        // Per twin: the new signals and new series this batch brings.
-        let mut new: HashMap<&TwinId, (HashSet<&SignalName>, HashSet<u64>)> = HashMap::new();
+        // Per twin: the new signals and the number of new series this
+        // batch brings (a batch holds each series once).
+        let mut new: HashMap<&TwinId, (HashSet<&SignalName>, usize)> = HashMap::new();
         for series in &raw.series {
             let twin = &series.key.twin;
             let shard = self.twins.shard(twin).read();
             let live = shard.get(twin);
-            let (signals, fingerprints) = new.entry(twin).or_default();
+            let (signals, new_series) = new.entry(twin).or_default();
             let known_signal =
                 live.zip(self.signal_ids.get(&series.key.signal)).is_some_and(|(t, id)| t.has_signal(id));
             if !known_signal && signals.insert(&series.key.signal) {
@@ -304,10 +298,10 @@ impl Engine {
                     ));
                 }
             }
-            let fingerprint = self.series_fingerprint(&series.key);
-            if !live.is_some_and(|t| t.has_series(fingerprint)) && fingerprints.insert(fingerprint) {
+            if live.is_none() || !self.store.holds_series(&series.key) {
+                *new_series += 1;
                 let held = live.map_or(0, LiveTwin::series_count);
-                if held + fingerprints.len() > self.limits.max_series_per_twin {
+                if held + *new_series > self.limits.max_series_per_twin {
                     errors.push(LineError::at_line(
                         series.samples.first().map_or(0, |s| s.line),
                         format!(
@@ -315,14 +309,15 @@ impl Engine {
                              (max_series_per_twin)",
                             series.key.signal,
                             series.key.provenance,
-                            held + fingerprints.len(),
+                            held + *new_series,
                             self.limits.max_series_per_twin
                         ),
                     ));
                 }
             }
         }
-        errors
+        let counts = new.into_iter().map(|(twin, (_, series))| (twin.clone(), series)).collect();
+        (errors, counts)
     }
 
     /// The model that validates a twin's points in this batch; records
@@ -381,7 +376,12 @@ impl Engine {
 
     /// Applies an accepted (and durable) batch to live state, registering
     /// its signal names now that it is committed.
-    fn apply_live(&self, batch: &Batch, models: &HashMap<TwinId, Arc<ModelDef>>) {
+    fn apply_live(
+        &self,
+        batch: &Batch,
+        models: &HashMap<TwinId, Arc<ModelDef>>,
+        new_series: &HashMap<TwinId, usize>,
+    ) {
         let publishing = self.bus.receiver_count() > 0;
         for run in batch.series.chunk_by(|a, b| a.key.twin == b.key.twin) {
             let twin = &run[0].key.twin;
@@ -389,7 +389,7 @@ impl Engine {
                 run.iter().map(|series| self.signal_ids.id(&series.key.signal)).collect();
             let mut shard = self.twins.shard(twin).write();
             let Some(live) = shard.get_mut(twin) else { continue };
-            live.add_series(run.iter().map(|series| self.series_fingerprint(&series.key)));
+            live.add_series(new_series.get(twin).copied().unwrap_or(0));
             live.add_signals(
                 ids.iter().zip(run).filter_map(|(id, series)| Some(((*id)?, &series.key.signal))),
             );

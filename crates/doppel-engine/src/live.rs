@@ -3,9 +3,8 @@
 //!
 //! Memory is the constraint here (a million twins with ten signals each must
 //! fit in 2 GiB), so a live signal holds only its newest point and its
-//! rolling windows, packed: 32 bytes per signal plus 80 per window, in two
-//! allocations per twin, and 8 bytes per series for the per-twin series
-//! cap. Everything else is read from the store on demand.
+//! rolling windows, packed: 24 bytes per signal plus 80 per window, in two
+//! allocations per twin. Everything else is read from the store on demand.
 //!
 //! The present is a function of the accepted points: points newer than a
 //! signal's newest are added as they come; anything else that could
@@ -20,7 +19,9 @@ use std::sync::Arc;
 use doppel_model::{ModelDef, SignalName, Span, Timestamp, TwinId};
 use parking_lot::RwLock;
 
-use crate::window::{SUB_BUCKETS, WindowRing, WindowSummary, bucket_index, scale_exponent, scaled};
+use crate::window::{
+    SCALE_UNIT, SUB_BUCKETS, WindowRing, WindowSummary, bucket_index, scale_exponent, scaled,
+};
 
 /// Number of lock shards; a power of two comfortably above the core count
 /// of the machines Doppel targets.
@@ -31,10 +32,18 @@ const SHARDS: usize = 64;
 /// tens of thousands of signals): it still keeps its newest value.
 const NO_WINDOWS: u16 = u16::MAX;
 
+/// Bits of a live signal's packed id word that hold its window scale.
+const SCALE_BITS: u32 = 5;
+
+/// Most distinct signal names one engine tracks live: ids take the 27 bits
+/// of a live signal's id word the scale leaves. At tens of bytes per name
+/// the table would hold gigabytes before it filled, and the per-twin caps
+/// bound what any one person adds, so no one can use it up for others.
+pub(crate) const MAX_SIGNAL_NAMES: u32 = 1 << (32 - SCALE_BITS);
+
 /// A dense number for each signal name of an accepted batch, so that live
-/// signals store four bytes instead of a 16-byte name. Shared by every
-/// twin; `u32` ids leave room for every name the per-twin caps allow, so
-/// no one person can use the table up for others.
+/// signals store a few bits instead of a 16-byte name. Shared by every
+/// twin.
 #[derive(Default)]
 pub(crate) struct SignalIds {
     table: RwLock<NameTable>,
@@ -55,7 +64,7 @@ impl SignalIds {
     }
 
     /// The id of `name`, assigned on first use (call it only for accepted
-    /// batches); `None` only once four billion names exist.
+    /// batches); `None` once [`MAX_SIGNAL_NAMES`] names exist.
     pub fn id(&self, name: &SignalName) -> Option<u32> {
         if let Some(id) = self.get(name) {
             return Some(id);
@@ -64,7 +73,7 @@ impl SignalIds {
         if let Some(&id) = table.by_name.get(name) {
             return Some(id);
         }
-        let id = u32::try_from(table.names.len()).ok().filter(|&id| id < u32::MAX)?;
+        let id = u32::try_from(table.names.len()).ok().filter(|&id| id < MAX_SIGNAL_NAMES)?;
         table.names.push(name.clone());
         table.by_name.insert(name.clone(), id);
         Some(id)
@@ -83,18 +92,42 @@ impl SignalIds {
 struct LiveSignal {
     last_time: i64,
     last_value: f64,
-    /// What window sums are taken relative to: the signal's first value,
-    /// scaled.
-    reference: f32,
-    signal: u32,
+    /// The signal's id above [`SCALE_BITS`] bits of window scale: window
+    /// values are divided by 2^(64 × scale) (see `window::scale_exponent`).
+    id_scale: u32,
     first_window: u16,
-    /// Window values are divided by 2^`scale` (see `window::scale_exponent`).
-    scale: i16,
+    /// What window sums are taken relative to: the signal's first value,
+    /// scaled, as the top half of an `f32` (bfloat16). It only needs to be
+    /// near the values to keep sums small; it is always read back the
+    /// same way, so sums and summaries agree on it exactly.
+    reference: u16,
 }
 
 impl LiveSignal {
-    fn empty(signal: u32, first_window: u16) -> Self {
-        Self { last_time: i64::MIN, last_value: 0.0, reference: 0.0, signal, first_window, scale: 0 }
+    fn empty(id: u32, first_window: u16) -> Self {
+        Self { last_time: i64::MIN, last_value: 0.0, id_scale: id << SCALE_BITS, first_window, reference: 0 }
+    }
+
+    fn id(&self) -> u32 {
+        self.id_scale >> SCALE_BITS
+    }
+
+    /// The power of two window values are divided by.
+    fn scale(&self) -> i32 {
+        (self.id_scale & ((1 << SCALE_BITS) - 1)) as i32 * SCALE_UNIT
+    }
+
+    fn set_scale(&mut self, exponent: i32) {
+        let units = (exponent / SCALE_UNIT).clamp(0, (1 << SCALE_BITS) - 1) as u32;
+        self.id_scale = (self.id_scale & !((1 << SCALE_BITS) - 1)) | units;
+    }
+
+    fn reference(&self) -> f32 {
+        f32::from_bits(u32::from(self.reference) << 16)
+    }
+
+    fn set_reference(&mut self, value: f32) {
+        self.reference = (value.to_bits() >> 16) as u16;
     }
 
     /// Where its `windows` rings sit in the twin's ring array (empty for a
@@ -122,41 +155,29 @@ pub(crate) struct LiveTwin {
     /// vector's spare capacity would waste memory across a million twins.
     signals: Box<[LiveSignal]>,
     rings: Box<[WindowRing]>,
-    /// Fingerprints of the twin's series, sorted, to enforce the per-twin
-    /// series cap without asking the store.
-    series: Box<[u64]>,
+    /// Series the twin holds, for the per-twin series cap (which series
+    /// they are, the store knows).
+    series: u32,
 }
 
 impl LiveTwin {
     pub fn new(model: Arc<ModelDef>) -> Self {
-        Self { model, signals: Box::new([]), rings: Box::new([]), series: Box::new([]) }
+        Self { model, signals: Box::new([]), rings: Box::new([]), series: 0 }
     }
 
     /// Whether the twin has live state for signal `id`.
     pub fn has_signal(&self, id: u32) -> bool {
-        self.signals.binary_search_by_key(&id, |s| s.signal).is_ok()
+        self.signals.binary_search_by_key(&id, |s| s.id()).is_ok()
     }
 
     /// Number of distinct series the twin holds.
     pub fn series_count(&self) -> usize {
-        self.series.len()
+        self.series as usize
     }
 
-    /// Whether the twin holds the series with this fingerprint.
-    pub fn has_series(&self, fingerprint: u64) -> bool {
-        self.series.binary_search(&fingerprint).is_ok()
-    }
-
-    /// Records series fingerprints, growing the array once.
-    pub fn add_series(&mut self, fingerprints: impl IntoIterator<Item = u64>) {
-        let mut missing: Vec<u64> = fingerprints.into_iter().filter(|f| !self.has_series(*f)).collect();
-        if missing.is_empty() {
-            return;
-        }
-        missing.extend_from_slice(&self.series);
-        missing.sort_unstable();
-        missing.dedup();
-        self.series = missing.into_boxed_slice();
+    /// Counts `new` series more.
+    pub fn add_series(&mut self, new: usize) {
+        self.series = self.series.saturating_add(u32::try_from(new).unwrap_or(u32::MAX));
     }
 
     /// Number of signals with live state.
@@ -172,7 +193,7 @@ impl LiveTwin {
     pub fn add_signals<'a>(&mut self, wanted: impl IntoIterator<Item = (u32, &'a SignalName)>) {
         let mut missing: Vec<(u32, &SignalName)> = wanted
             .into_iter()
-            .filter(|(id, _)| self.signals.binary_search_by_key(id, |s| s.signal).is_err())
+            .filter(|(id, _)| self.signals.binary_search_by_key(id, |s| s.id()).is_err())
             .collect();
         if missing.is_empty() {
             return;
@@ -193,7 +214,7 @@ impl LiveTwin {
             }
             signals.push(LiveSignal::empty(id, first_window));
         }
-        signals.sort_unstable_by_key(|s| s.signal);
+        signals.sort_unstable_by_key(|s| s.id());
         self.signals = signals.into_boxed_slice();
         if ring_count > self.rings.len() {
             let mut rings = Vec::with_capacity(ring_count);
@@ -214,7 +235,7 @@ impl LiveTwin {
         name: &SignalName,
         mut times: impl Iterator<Item = Timestamp>,
     ) -> bool {
-        let Ok(index) = self.signals.binary_search_by_key(&id, |s| s.signal) else { return false };
+        let Ok(index) = self.signals.binary_search_by_key(&id, |s| s.id()) else { return false };
         let newest = self.signals[index].last_time;
         if newest == i64::MIN {
             return false;
@@ -233,7 +254,7 @@ impl LiveTwin {
 
     /// Forgets signal `id`'s present, before it is rebuilt from history.
     pub fn reset(&mut self, id: u32, name: &SignalName) {
-        let Ok(index) = self.signals.binary_search_by_key(&id, |s| s.signal) else { return };
+        let Ok(index) = self.signals.binary_search_by_key(&id, |s| s.id()) else { return };
         let windows = self.model.windows_for(name).len();
         let signal = &mut self.signals[index];
         *signal = LiveSignal::empty(id, signal.first_window);
@@ -247,11 +268,11 @@ impl LiveTwin {
     /// matter: of points at the signal's newest time, the largest value
     /// is its newest value.
     pub fn apply(&mut self, id: u32, name: &SignalName, points: impl Iterator<Item = (Timestamp, f64)>) {
-        let index = match self.signals.binary_search_by_key(&id, |s| s.signal) {
+        let index = match self.signals.binary_search_by_key(&id, |s| s.id()) {
             Ok(index) => index,
             Err(_) => {
                 self.add_signals([(id, name)]);
-                let Ok(index) = self.signals.binary_search_by_key(&id, |s| s.signal) else { return };
+                let Ok(index) = self.signals.binary_search_by_key(&id, |s| s.id()) else { return };
                 index
             }
         };
@@ -263,19 +284,19 @@ impl LiveTwin {
             let t = time.as_nanos();
             let exponent = scale_exponent(value);
             if signal.last_time == i64::MIN {
-                signal.scale = exponent as i16;
-                signal.reference = scaled(value, exponent);
-            } else if exponent > i32::from(signal.scale) {
-                let by = exponent - i32::from(signal.scale);
+                signal.set_scale(exponent);
+                signal.set_reference(scaled(value, exponent));
+            } else if exponent > signal.scale() {
+                let by = exponent - signal.scale();
                 for ring in rings.iter_mut() {
                     ring.rescale(by);
                 }
-                signal.reference *= 2f32.powi(-by);
-                signal.scale = exponent as i16;
+                signal.set_reference(signal.reference() * 2f32.powi(-by));
+                signal.set_scale(exponent);
             }
-            let value_scaled = scaled(value, i32::from(signal.scale));
+            let value_scaled = scaled(value, signal.scale());
             for (ring, span) in rings.iter_mut().zip(spans) {
-                ring.add(*span, signal.last_time, t, value_scaled, signal.reference);
+                ring.add(*span, signal.last_time, t, value_scaled, signal.reference());
             }
             if t > signal.last_time || (t == signal.last_time && value > signal.last_value) {
                 signal.last_time = t;
@@ -290,12 +311,12 @@ impl LiveTwin {
             .iter()
             .filter(|s| s.last_time != i64::MIN)
             .filter_map(|s| {
-                let name = names.name(s.signal)?;
+                let name = names.name(s.id())?;
                 let spans = self.model.windows_for(&name);
                 let windows = spans
                     .iter()
                     .zip(&self.rings[s.rings(spans.len())])
-                    .filter_map(|(span, ring)| Some((*span, ring.summary(s.reference, i32::from(s.scale))?)))
+                    .filter_map(|(span, ring)| Some((*span, ring.summary(s.reference(), s.scale())?)))
                     .collect();
                 let snapshot = SignalSnapshot {
                     last_time: Timestamp::from_nanos(s.last_time),
@@ -355,8 +376,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_live_signal_costs_32_bytes() {
-        assert_eq!(std::mem::size_of::<LiveSignal>(), 32);
+    fn a_live_signal_costs_24_bytes() {
+        assert_eq!(std::mem::size_of::<LiveSignal>(), 24);
+    }
+
+    #[test]
+    fn a_live_signal_keeps_its_id_scale_and_reference_apart() {
+        let mut signal = LiveSignal::empty(MAX_SIGNAL_NAMES - 1, 3);
+        signal.set_scale(1024);
+        signal.set_reference(-61.0);
+        assert_eq!((signal.id(), signal.scale(), signal.reference()), (MAX_SIGNAL_NAMES - 1, 1024, -61.0));
+        signal.set_scale(0);
+        assert_eq!((signal.id(), signal.scale()), (MAX_SIGNAL_NAMES - 1, 0));
     }
 
     #[test]

@@ -57,6 +57,11 @@ pub(crate) struct WindowSummary {
 /// so no sum can overflow.
 const MAX_SCALED_EXPONENT: i32 = 40;
 
+/// Scales are multiples of this power of two, so a signal stores its
+/// scale in five bits; a scaled value stays above 2^-24, far from `f32`'s
+/// smallest normal number even squared.
+pub(crate) const SCALE_UNIT: i32 = 64;
+
 /// The power of two a signal's values are divided by before they enter
 /// its windows, so that `value` fits: 0 for every value up to 2^40 (all
 /// physiology), more for huge ones. Values up to `f64::MAX` stay finite
@@ -68,12 +73,19 @@ pub(crate) fn scale_exponent(value: f64) -> i32 {
     }
     // The exponent of a finite f64 is below 1024; log2 rounds up so the
     // scaled value is at most 2^40.
-    (magnitude.log2().ceil() as i32 - MAX_SCALED_EXPONENT).clamp(0, 1024)
+    let needed = magnitude.log2().ceil() as i32 - MAX_SCALED_EXPONENT;
+    ((needed + SCALE_UNIT - 1) / SCALE_UNIT * SCALE_UNIT).clamp(0, 1024)
 }
 
 /// `value` divided by 2^`exponent`.
 pub(crate) fn scaled(value: f64, exponent: i32) -> f32 {
-    (value * 2f64.powi(-exponent)) as f32
+    times_power_of_two(value, -exponent) as f32
+}
+
+/// `value` × 2^`exponent`, in two steps: 2^1024 itself is beyond `f64`.
+fn times_power_of_two(value: f64, exponent: i32) -> f64 {
+    let half = exponent / 2;
+    value * 2f64.powi(half) * 2f64.powi(exponent - half)
 }
 
 /// Where a point lands in a window of `span`: its sub-bucket index.
@@ -153,7 +165,7 @@ impl WindowRing {
         let variance = (sum_sq / n - shifted_mean * shifted_mean).max(0.0);
         // Rounding to f32 may carry a value next to f64::MAX past it once
         // scaled back; every value was finite, so every statistic is.
-        let unscale = |x: f64| (x * 2f64.powi(exponent)).clamp(-f64::MAX, f64::MAX);
+        let unscale = |x: f64| times_power_of_two(x, exponent).clamp(-f64::MAX, f64::MAX);
         Some(WindowSummary {
             count,
             mean: unscale(shifted_mean + f64::from(reference)),

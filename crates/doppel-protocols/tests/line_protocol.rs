@@ -297,3 +297,16 @@ fn many_fields_per_measurement_keep_distinct_series() {
     assert!(batch.series.iter().all(|s| s.samples.len() == 3));
     assert_eq!(batch.series[39].key.signal.as_str(), "m.f39");
 }
+
+#[test]
+fn a_wide_line_keeps_the_last_of_a_repeated_field() {
+    let fields: Vec<String> = (0..40).map(|i| format!("f{i}={i}")).chain(["f3=99".to_owned()]).collect();
+    let text = format!("m,twin=a {} 5\nm,twin=a f3=7,f3=8 6", fields.join(","));
+    let batch = line_protocol::parse(text.as_bytes(), Precision::Ns, Timestamp::from_nanos(NOW_NS)).unwrap();
+    let flat = flatten(&batch);
+    assert_eq!(flat.len(), 41, "forty fields on line 1, one on line 2");
+    let f3: Vec<(u32, FieldValue)> =
+        flat.iter().filter(|p| p.1 == "m.f3").map(|p| (p.3, p.5.clone())).collect();
+    let number = |v: f64| FieldValue::Number(Value::new(v).unwrap());
+    assert_eq!(f3, vec![(1, number(99.0)), (2, number(8.0))]);
+}

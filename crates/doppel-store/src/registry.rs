@@ -125,6 +125,13 @@ impl SeriesRegistry {
         }
     }
 
+    /// Whether some container holds `key` (or, once in a great many
+    /// series, a key sharing its fingerprint).
+    pub(crate) fn holds<'a>(&self, key: impl Into<KeyRef<'a>>) -> bool {
+        let (fingerprint, shard) = self.slot(key.into());
+        shard.lock().slots.find(slot_hash(fingerprint), |&slot| slot & !REF_MASK == fingerprint).is_some()
+    }
+
     /// Distinct keys held by at least one container.
     pub(crate) fn count(&self) -> usize {
         self.distinct.load(Ordering::Relaxed)
@@ -151,6 +158,7 @@ mod tests {
         registry.acquire(&key("a"));
         registry.acquire(&key("b"));
         assert_eq!(registry.count(), 2);
+        assert!(registry.holds(&key("a")) && !registry.holds(&key("c")));
         registry.release(&key("a"));
         assert_eq!(registry.count(), 2);
         registry.release(&key("a"));

@@ -287,6 +287,13 @@ impl Store {
         self.inner.last(q)
     }
 
+    /// Whether the store holds data of series `key` (in a head or a
+    /// segment), in constant time: what the engine's per-twin series cap
+    /// counts. A deleted twin's series count until compaction drops them.
+    pub fn holds_series(&self, key: &SeriesKey) -> bool {
+        self.inner.registry.holds(key)
+    }
+
     /// Replaces the retention policy; applied at the next compaction.
     pub fn set_retention(&self, policy: RetentionPolicy) {
         *self.inner.retention.write() = policy;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use doppel_model::Span;
 
 use crate::bench::BenchCommand;
 use crate::config::ClientAuthMode;
@@ -135,6 +136,38 @@ pub struct ServeArgs {
     pub insecure: bool,
     #[command(flatten)]
     pub encryption: EncryptionArgs,
+    #[command(flatten)]
+    pub ingest: IngestLimitArgs,
+}
+
+/// Caps on what one request and one twin may bring; each overrides the
+/// same name in `[limits]` (defaults in docs/configuration.md).
+#[derive(Args, Debug, Default, Clone)]
+pub struct IngestLimitArgs {
+    /// Refuse points more than this ahead of the server clock [default: 1h].
+    #[arg(long, env = "DOPPEL_FUTURE_HORIZON")]
+    pub future_horizon: Option<Span>,
+    /// Most fields one line-protocol line may carry [default: 1000].
+    #[arg(long, env = "DOPPEL_MAX_FIELDS_PER_LINE")]
+    pub max_fields_per_line: Option<usize>,
+    /// Most distinct signal names one request may bring [default: 1000].
+    #[arg(long, env = "DOPPEL_MAX_SIGNALS_PER_REQUEST")]
+    pub max_signals_per_request: Option<usize>,
+    /// Most series one request may bring [default: 100000].
+    #[arg(long, env = "DOPPEL_MAX_SERIES_PER_REQUEST")]
+    pub max_series_per_request: Option<usize>,
+    /// Most twins one request may write [default: 10000].
+    #[arg(long, env = "DOPPEL_MAX_TWINS_PER_REQUEST")]
+    pub max_twins_per_request: Option<usize>,
+    /// Most tags one point may carry [default: 32].
+    #[arg(long, env = "DOPPEL_MAX_TAGS_PER_POINT")]
+    pub max_tags_per_point: Option<usize>,
+    /// Most distinct signals one twin may have [default: 1000].
+    #[arg(long, env = "DOPPEL_MAX_SIGNALS_PER_TWIN")]
+    pub max_signals_per_twin: Option<usize>,
+    /// Most series one twin may have [default: 10000].
+    #[arg(long, env = "DOPPEL_MAX_SERIES_PER_TWIN")]
+    pub max_series_per_twin: Option<usize>,
 }
 
 /// Encryption at rest, for `serve`, `compact`, `check` and `repair`, which

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use doppel_auth::JwtConfig;
+use doppel_engine::IngestLimits;
 use doppel_model::{SignalName, Span};
 use doppel_privacy::{DEFAULT_EPSILON_BUDGET, Epsilon};
 use doppel_server::{
@@ -15,7 +16,7 @@ use doppel_server::{
 };
 use serde::Deserialize;
 
-use crate::cli::{DEFAULT_DATA_DIR, DEFAULT_LISTEN, ServeArgs};
+use crate::cli::{DEFAULT_DATA_DIR, DEFAULT_LISTEN, IngestLimitArgs, ServeArgs};
 use crate::encryption::{EncryptionFileConfig, EncryptionSettings};
 
 /// The configuration file's shape. Every key is optional.
@@ -94,6 +95,55 @@ pub struct LimitsConfig {
     /// Longest one send to a stream subscriber may take before it is
     /// dropped.
     pub subscriber_send_timeout: Option<Span>,
+    /// Points further ahead of the server clock are refused.
+    pub future_horizon: Option<Span>,
+    /// Most fields one input line may carry.
+    pub max_fields_per_line: Option<usize>,
+    /// Most distinct signal names one request may bring.
+    pub max_signals_per_request: Option<usize>,
+    /// Most series one request may bring.
+    pub max_series_per_request: Option<usize>,
+    /// Most twins one request may write.
+    pub max_twins_per_request: Option<usize>,
+    /// Most tags one point may carry.
+    pub max_tags_per_point: Option<usize>,
+    /// Most distinct signals one twin may have.
+    pub max_signals_per_twin: Option<usize>,
+    /// Most series one twin may have.
+    pub max_series_per_twin: Option<usize>,
+}
+
+impl LimitsConfig {
+    /// Takes every ingest cap the flags (or their environment variables)
+    /// set over the file's.
+    fn with_flags(self, flags: IngestLimitArgs) -> Self {
+        Self {
+            future_horizon: flags.future_horizon.or(self.future_horizon),
+            max_fields_per_line: flags.max_fields_per_line.or(self.max_fields_per_line),
+            max_signals_per_request: flags.max_signals_per_request.or(self.max_signals_per_request),
+            max_series_per_request: flags.max_series_per_request.or(self.max_series_per_request),
+            max_twins_per_request: flags.max_twins_per_request.or(self.max_twins_per_request),
+            max_tags_per_point: flags.max_tags_per_point.or(self.max_tags_per_point),
+            max_signals_per_twin: flags.max_signals_per_twin.or(self.max_signals_per_twin),
+            max_series_per_twin: flags.max_series_per_twin.or(self.max_series_per_twin),
+            ..self
+        }
+    }
+
+    /// The engine's ingest caps: these settings over the defaults.
+    pub fn ingest(&self) -> IngestLimits {
+        let defaults = IngestLimits::default();
+        IngestLimits {
+            future_horizon: self.future_horizon.unwrap_or(defaults.future_horizon),
+            max_fields_per_line: self.max_fields_per_line.unwrap_or(defaults.max_fields_per_line),
+            max_signals_per_request: self.max_signals_per_request.unwrap_or(defaults.max_signals_per_request),
+            max_series_per_request: self.max_series_per_request.unwrap_or(defaults.max_series_per_request),
+            max_twins_per_request: self.max_twins_per_request.unwrap_or(defaults.max_twins_per_request),
+            max_tags_per_point: self.max_tags_per_point.unwrap_or(defaults.max_tags_per_point),
+            max_signals_per_twin: self.max_signals_per_twin.unwrap_or(defaults.max_signals_per_twin),
+            max_series_per_twin: self.max_series_per_twin.unwrap_or(defaults.max_series_per_twin),
+        }
+    }
 }
 
 /// `[tls]`: serve HTTPS, optionally asking clients for certificates.
@@ -182,7 +232,7 @@ impl Settings {
             strict: args.strict || file.strict.unwrap_or(false),
             models: args.models.or(file.models),
             default_model: file.default_model.unwrap_or_else(|| "person".to_owned()),
-            limits: file.limits,
+            limits: file.limits.with_flags(args.ingest),
             store: file.store,
             tls,
             auth,
@@ -341,6 +391,29 @@ mod tests {
         assert_eq!(tls.certificate_chain, PathBuf::from("c.pem"));
         assert_eq!(tls.private_key, PathBuf::from("/run/key.pem"));
         assert_eq!(tls.client_auth, ClientAuth::Off);
+    }
+
+    #[test]
+    fn ingest_caps_come_from_the_file_and_flags_override_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("doppel.toml");
+        std::fs::write(
+            &path,
+            "[limits]\nfuture_horizon = \"10m\"\nmax_signals_per_twin = 50\nmax_tags_per_point = 4\n",
+        )
+        .unwrap();
+        let flags = IngestLimitArgs { max_signals_per_twin: Some(7), ..Default::default() };
+        let settings =
+            Settings::resolve(ServeArgs { config: Some(path), ingest: flags, ..Default::default() }).unwrap();
+        let limits = settings.limits.ingest();
+        assert_eq!(limits.future_horizon, "10m".parse().unwrap());
+        assert_eq!(limits.max_signals_per_twin, 7, "the flag wins over the file");
+        assert_eq!(limits.max_tags_per_point, 4);
+        assert_eq!(
+            limits.max_fields_per_line,
+            IngestLimits::default().max_fields_per_line,
+            "unset caps keep defaults"
+        );
     }
 
     #[test]

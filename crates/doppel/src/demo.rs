@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use doppel_engine::Engine;
-use doppel_model::{Batch, FieldValue, Point, Timestamp};
+use doppel_model::{Batch, FieldValue, Point, Span, Timestamp};
 use doppel_protocols::{RawBatch, RawSample, RawSeries};
 use doppel_synth::{EpisodeKind, PersonSimulator, Population, PopulationConfig, Profile};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -62,7 +62,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         strict: false,
         models: None,
         default_model: "person".to_owned(),
-        limits: LimitsConfig::default(),
+        limits: demo_limits(args.speed),
         store: StoreFileConfig::default(),
         tls: None,
         auth: doppel_server::AuthConfig::default(),
@@ -205,6 +205,14 @@ fn load_history(
     }
     bar.finish();
     Ok(simulators.into_iter().flatten().collect())
+}
+
+/// The default limits, except that a demo streaming faster than real time
+/// writes simulated time ahead of the clock on purpose: its horizon is a
+/// century instead of an hour.
+fn demo_limits(speed: f64) -> LimitsConfig {
+    let future_horizon = if speed > 1.0 { Span::from_secs(100 * 365 * 86_400) } else { None };
+    LimitsConfig { future_horizon, ..LimitsConfig::default() }
 }
 
 /// Writes generated points through the engine like any other source.

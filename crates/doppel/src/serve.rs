@@ -114,6 +114,7 @@ pub async fn open_engine(settings: &Settings, keyring: Option<&Arc<Keyring>>) ->
     config.models = models;
     config.default_model = settings.default_model.clone();
     config.strict_twins = settings.strict;
+    config.limits = settings.limits.ingest();
     let data = settings.data.clone();
     let engine = tokio::task::spawn_blocking(move || Engine::open(config))
         .await

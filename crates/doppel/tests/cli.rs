@@ -170,6 +170,28 @@ async fn twin_create_refuses_a_property_without_a_value_before_calling_the_serve
     assert_eq!(f.ok(&["twin", "list", "--format", "csv"]).await, "id,model,created\n");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_with_a_row_ten_years_ahead_is_refused_naming_it() {
+    let f = Fixture::start().await;
+    let csv = f.file(
+        "ahead.csv",
+        b"time,twin,signal,value\n2024-03-01T12:00:00Z,alice,heart_rate,62\n2200-01-01T00:00:00Z,alice,heart_rate,63\n",
+    );
+    let output = f.run(&["import", path_str(&csv)]).await;
+    assert!(!output.success);
+    assert!(
+        output.stderr.contains("2: time 2200-01-01T00:00:00Z is more than 1h ahead")
+            && output.stderr.contains("(future_horizon)"),
+        "{}",
+        output.stderr
+    );
+    assert_eq!(
+        f.ok(&["twin", "list", "--format", "csv"]).await,
+        "id,model,created\n",
+        "nothing was imported"
+    );
+}
+
 /// The small, exactly known dataset: a long CSV with tags, a wide CSV
 /// with --twin, and gzip-compressed line protocol.
 async fn import_small_dataset(f: &Fixture) {

@@ -57,6 +57,7 @@ pub fn parse(input: &[u8], precision: Precision, now: Timestamp) -> Result<RawBa
         grouper: Grouper::default(),
         errors: ErrorList::default(),
         fields: Vec::new(),
+        field_slots: HashMap::new(),
     };
     parser.run();
     let Parser { grouper, errors, .. } = parser;
@@ -139,6 +140,10 @@ struct Parser<'a> {
     errors: ErrorList,
     /// The current line's (series index, value) pairs, reused across lines.
     fields: Vec<(usize, FieldValue)>,
+    /// Where each series sits in `fields`, once a line has more than
+    /// [`FIELD_LIST_LEN`] fields: a line of tens of thousands of fields
+    /// would otherwise cost a scan of the list per field.
+    field_slots: HashMap<usize, usize>,
 }
 
 impl Parser<'_> {
@@ -228,6 +233,9 @@ impl Parser<'_> {
         let entry = self.resolve_prefix(prefix_start, prefix_end)?;
         self.pos = skip_spaces(self.input, prefix_end);
         self.fields.clear();
+        if !self.field_slots.is_empty() {
+            self.field_slots = HashMap::new();
+        }
         self.field_set(entry)?;
         let time = self.timestamp()?;
         if self.errors.is_empty() {
@@ -290,10 +298,7 @@ impl Parser<'_> {
             let series = self.resolve_field(entry, key).map_err(|m| Fault::new(key_start, m))?;
             let value_start = key_end + 1;
             let (value, value_end) = self.field_value(key, value_start)?;
-            match self.fields.iter_mut().find(|(index, _)| *index == series) {
-                Some(slot) => slot.1 = value,
-                None => self.fields.push((series, value)),
-            }
+            self.put_field(series, value);
             match input.get(value_end) {
                 Some(b',') => self.pos = value_end + 1,
                 Some(b' ') => {
@@ -309,6 +314,29 @@ impl Parser<'_> {
                     return Err(Fault::new(value_end, format!("unexpected character after field \"{key}\"")));
                 }
                 None => return Ok(()),
+            }
+        }
+    }
+
+    /// Records a field of the current line; a repeated field keeps its
+    /// last value.
+    fn put_field(&mut self, series: usize, value: FieldValue) {
+        let slot = if self.fields.len() < FIELD_LIST_LEN {
+            self.fields.iter().position(|(index, _)| *index == series)
+        } else {
+            if self.field_slots.is_empty() {
+                self.field_slots
+                    .extend(self.fields.iter().enumerate().map(|(slot, (index, _))| (*index, slot)));
+            }
+            self.field_slots.get(&series).copied()
+        };
+        match slot.and_then(|slot| self.fields.get_mut(slot)) {
+            Some(field) => field.1 = value,
+            None => {
+                if !self.field_slots.is_empty() {
+                    self.field_slots.insert(series, self.fields.len());
+                }
+                self.fields.push((series, value));
             }
         }
     }
