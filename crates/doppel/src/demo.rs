@@ -215,9 +215,12 @@ fn demo_limits(speed: f64) -> LimitsConfig {
     LimitsConfig { future_horizon, ..LimitsConfig::default() }
 }
 
-/// Writes generated points through the engine like any other source.
+/// Writes generated points through the engine like any other source. Each
+/// point is its own item, numbered as a JSON batch would be, so that the
+/// per-line caps see one field per item.
 fn ingest_points(engine: &Engine, points: &[Point]) -> anyhow::Result<()> {
     let batch = Batch::from_points(points.iter().cloned());
+    let mut item = 0;
     let raw = RawBatch {
         series: batch
             .series
@@ -227,7 +230,10 @@ fn ingest_points(engine: &Engine, points: &[Point]) -> anyhow::Result<()> {
                 samples: s
                     .samples
                     .into_iter()
-                    .map(|x| RawSample { line: 0, time: x.time, value: FieldValue::Number(x.value) })
+                    .map(|x| {
+                        item += 1;
+                        RawSample { line: item, time: x.time, value: FieldValue::Number(x.value) }
+                    })
                     .collect(),
             })
             .collect(),

@@ -685,6 +685,67 @@ async fn serve_with_tls_logs_an_https_address() {
     assert!(text.contains("doppel API listening") && text.contains(&expected), "log:\n{text}");
 }
 
+/// The command README.md starts with, scaled down: history is generated in
+/// batches of thousands of points and must pass the ingest caps a real
+/// writer meets, then the server goes live and serves the twins it made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_loads_its_history_and_goes_live() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let log = dir.path().join("demo.log");
+    let out = std::fs::File::create(&log).expect("create log");
+    let err = out.try_clone().expect("clone log handle");
+    let mut child = std::process::Command::new(common::DOPPEL)
+        .args([
+            "demo",
+            "--people",
+            "3",
+            "--days",
+            "1",
+            "--speed",
+            "60",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env_remove("DOPPEL_CONFIG")
+        .env_remove("DOPPEL_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .expect("spawn doppel demo");
+    let deadline =
+        std::time::Instant::now() + std::time::Duration::from_millis(2 * common::STARTUP_TIMEOUT_MS);
+    let text = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let exited = child.try_wait().expect("poll child").is_some();
+        if text.contains("admin token:") || exited || std::time::Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let token = text
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("admin token:"))
+        .map(|token| token.trim().to_owned());
+    let twin = match &token {
+        Some(token) => reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{port}/api/v1/twins/p0001"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .ok(),
+        None => None,
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(text.contains("is live at") && token.is_some(), "the demo did not go live; output:\n{text}");
+    let twin = twin.expect("the demo answers");
+    assert_eq!(twin.status(), 200, "output:\n{text}");
+    let body: Value = twin.json().await.expect("twin JSON");
+    assert_eq!(body["id"], "p0001", "{body}");
+}
+
 // ------------------------------------------------------------ authentication
 
 /// The admin tokens shown in a server log's bootstrap boxes.
