@@ -68,12 +68,7 @@ pub(crate) struct HealthProblem {
     )
 )]
 pub(crate) async fn health(State(state): State<AppState>) -> Response {
-    let mut problems = state.engine.store().problems();
-    // Audited requests are refused while the log cannot record them.
-    if let Some(detail) = state.limits.audit.as_ref().and_then(|log| log.problem()) {
-        problems.push(doppel_store::StoreProblem { component: "audit", severity: Severity::Failing, detail });
-    }
-    problems.sort_by_key(|p| std::cmp::Reverse(p.severity));
+    let problems = open_problems(&state);
     let status = problems.first().map_or("ok", |worst| worst.severity.as_str());
     let code = if problems.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let problems = problems
@@ -81,6 +76,17 @@ pub(crate) async fn health(State(state): State<AppState>) -> Response {
         .map(|p| HealthProblem { component: p.component, state: p.severity.as_str(), detail: p.detail })
         .collect();
     (code, Json(Health { status, version: env!("CARGO_PKG_VERSION"), problems })).into_response()
+}
+
+/// Everything `/health` names, worst first: the store's problems and an
+/// audit log that cannot record (audited requests are refused meanwhile).
+fn open_problems(state: &AppState) -> Vec<doppel_store::StoreProblem> {
+    let mut problems = state.engine.store().problems();
+    if let Some(detail) = state.limits.audit.as_ref().and_then(|log| log.problem()) {
+        problems.push(doppel_store::StoreProblem { component: "audit", severity: Severity::Failing, detail });
+    }
+    problems.sort_by_key(|p| std::cmp::Reverse(p.severity));
+    problems
 }
 
 /// Prometheus metrics.
@@ -98,7 +104,7 @@ pub(crate) async fn metrics(State(state): State<AppState>, caller: Caller) -> Re
     let stats = crate::blocking(move || engine.stats()).await?;
     let mut text = String::with_capacity(4096);
     render_engine_metrics(&mut text, &stats);
-    render_store_problems(&mut text, &state.engine.store().problems());
+    render_store_problems(&mut text, &open_problems(&state));
     render_dropped_subscribers(&mut text, &state.dropped_subscribers);
     state.metrics.render(&mut text);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response())
@@ -121,7 +127,7 @@ fn render_store_problems(text: &mut String, problems: &[doppel_store::StoreProbl
         text,
         "doppel_store_problems",
         "gauge",
-        "Open problems of the store (damaged or lost data, refused writes), as GET /health lists them.",
+        "Open problems of the store and the audit log (damaged or lost data, refused writes), as GET /health lists them.",
         &[
             ("{state=\"degraded\"}", count(Severity::Degraded)),
             ("{state=\"failing\"}", count(Severity::Failing)),

@@ -454,7 +454,16 @@ impl From<StoreError> for ApiError {
                     "writing the WAL failed: {source}; nothing of this write was kept, and it may be retried"
                 ))
             }
-            other => Self::Internal(other.to_string()),
+            other => match other.keyring_io() {
+                Some((op, source)) => {
+                    tracing::error!(error = %other, "a keyring file could not be written");
+                    Self::StorageWriteFailed(format!(
+                        "storing a twin's data key failed (cannot {op} a keyring file: {source}); nothing was kept, \
+                         and it may be retried"
+                    ))
+                }
+                None => Self::Internal(other.to_string()),
+            },
         }
     }
 }
@@ -567,6 +576,21 @@ mod tests {
     async fn body_json(response: Response) -> serde_json::Value {
         let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
         serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_keyring_that_cannot_be_written_is_a_retryable_503_naming_no_file() {
+        let error = StoreError::Keyring(doppel_crypto::CryptoError::Io {
+            op: "write",
+            path: "/srv/doppel/data.keys/shard-0003".into(),
+            source: std::io::Error::from_raw_os_error(28),
+        });
+        let response = ApiError::from(error).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = body_json(response).await;
+        assert_eq!(body["type"], "urn:doppel:problem:storage-write-failed", "{body}");
+        let detail = body["detail"].as_str().unwrap();
+        assert!(detail.contains("cannot write a keyring file") && !detail.contains("/srv"), "{detail}");
     }
 
     #[tokio::test]

@@ -108,6 +108,11 @@ async fn an_audit_log_that_cannot_write_refuses_audited_requests_and_health_name
     assert_eq!(health["problems"][0]["component"], "audit", "{health}");
     let detail = health["problems"][0]["detail"].as_str().unwrap().to_owned();
     assert!(!detail.contains(audit_dir.path().to_str().unwrap()), "no absolute path in /health: {detail}");
+    let metrics = server.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("doppel_store_problems{state=\"failing\"} 1\n"),
+        "an alert can watch it:\n{metrics}"
+    );
 
     drop(armed);
     let retried = tokio::task::spawn_blocking({

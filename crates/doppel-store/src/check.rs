@@ -213,12 +213,16 @@ pub fn repair(mut config: StoreConfig, progress: &mut dyn FnMut(&str)) -> Result
     let quarantine = dir.join(QUARANTINE_DIR);
     for (name, path) in files_in(&dir.join("segments"))? {
         if name.ends_with(".seg.corrupt") {
-            std::fs::create_dir_all(&quarantine).map_err(StoreError::io("create directory", &quarantine))?;
+            doppel_fs::create_dir_all(&quarantine, None)
+                .map_err(StoreError::io("create directory", &quarantine))?;
             let to = quarantine.join(&name);
-            std::fs::rename(&path, &to).map_err(StoreError::io("rename", &path))?;
+            doppel_fs::rename(&path, &to).map_err(StoreError::io("rename", &path))?;
+            doppel_fs::sync_dir(&quarantine).map_err(StoreError::io("sync directory", &quarantine))?;
             report.actions.push(format!("segments/{name}: moved to {QUARANTINE_DIR}/{name}"));
         }
     }
+    let segments = dir.join("segments");
+    doppel_fs::sync_dir(&segments).map_err(StoreError::io("sync directory", &segments))?;
     Ok(report)
 }
 

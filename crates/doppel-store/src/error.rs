@@ -158,6 +158,17 @@ impl StoreError {
         })
     }
 
+    /// The operation and I/O error of a keyring file that could not be
+    /// written, if that is what this is. The keyring replaces its files
+    /// atomically, so such a failure changed nothing and the request may be
+    /// retried once the disk takes writes again.
+    pub fn keyring_io(&self) -> Option<(&'static str, &io::Error)> {
+        match self {
+            StoreError::Keyring(doppel_crypto::CryptoError::Io { op, source, .. }) => Some((op, source)),
+            _ => None,
+        }
+    }
+
     /// Builds a [`StoreError::SyncFailed`] for `path`.
     pub(crate) fn sync(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> StoreError {
         let path = path.into();

@@ -128,6 +128,30 @@ async fn a_damaged_segment_block_degrades_the_server_and_repair_drops_only_that_
     let archive = export.bytes().await.expect("the whole archive");
     let end = archive.len().saturating_sub(22);
     assert_eq!(archive.get(end..end + 4), Some(&b"PK\x05\x06"[..]), "the archive ends with its directory");
+    // Cohort output over all twins answers from the undamaged ones.
+    let client = admin_client(std::time::Duration::from_secs(60));
+    let range = "from=2024-03-01T00:00:00Z&to=2024-03-02T00:00:00Z";
+    let cohort = client
+        .get(server.url(&format!("/api/v1/cohort/export?signal=heart_rate&{range}")))
+        .send()
+        .await
+        .expect("cohort export");
+    assert_eq!(cohort.status(), 200);
+    let csv = cohort.text().await.expect("the whole CSV");
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows.len(), 3, "a header and bob's two points:\n{csv}");
+    assert!(
+        rows[1].ends_with(",2024-03-01T12:00:00Z,70") && rows[2].ends_with(",2024-03-01T12:01:00Z,71"),
+        "{csv}"
+    );
+    let stats = client
+        .post(server.url("/api/v1/cohort/stats"))
+        .json(&serde_json::json!({"signal": "heart_rate", "statistic": "count", "epsilon": 0.1,
+            "from": "2024-03-01T00:00:00Z", "to": "2024-03-02T00:00:00Z"}))
+        .send()
+        .await
+        .expect("cohort stats");
+    assert_eq!(stats.status(), 200, "{}", stats.text().await.unwrap_or_default());
     assert!(server.terminate().success());
 
     let damaged = check(data_arg).await;
