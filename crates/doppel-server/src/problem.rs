@@ -36,7 +36,7 @@ pub(crate) enum ApiError {
     InvalidBody(String),
     /// Items of a batch were rejected by the parser or the twin's model;
     /// nothing of the batch was written.
-    #[error("{} item(s) rejected, nothing was written", errors.len())]
+    #[error("{} item(s) rejected, nothing was written", distinct_lines(errors))]
     BadItems { errors: Vec<LineError>, truncated: bool },
     /// The request held no points at all.
     #[error("writing requires points")]
@@ -339,7 +339,7 @@ impl ApiError {
                 let first = errors.first().map(|e| format!("; first: line {}: {}", e.line, e.message));
                 format!(
                     "{}{} bad line(s), nothing was written{}",
-                    errors.len(),
+                    distinct_lines(errors),
                     if *truncated { "+" } else { "" },
                     first.unwrap_or_default()
                 )
@@ -394,6 +394,12 @@ impl ApiError {
         }
         None
     }
+}
+
+/// How many lines (items) the errors name: one line may break several
+/// rules, and each is listed.
+fn distinct_lines(errors: &[LineError]) -> usize {
+    errors.iter().map(|e| e.line).collect::<std::collections::BTreeSet<_>>().len()
 }
 
 /// The whole detail a client gets of an internal failure.

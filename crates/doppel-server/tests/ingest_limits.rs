@@ -32,7 +32,10 @@ async fn one_writer_cannot_fill_the_signal_names_of_everyone_else() {
     let huge = format!("junk,twin=mallory {} {now}", fields.join(","));
     let (status, body) = refused(server.post("/api/v2/write?precision=s", huge).await).await;
     assert_eq!(status, 400, "{body}");
-    let errors: Value = serde_json::from_str::<Value>(&body).unwrap()["errors"].clone();
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    let message = answer["message"].as_str().unwrap();
+    assert!(message.starts_with("1 bad line(s)"), "one line breaking two caps is one bad line: {message}");
+    let errors = answer["errors"].clone();
     assert!(
         errors.as_array().unwrap().contains(&json!({
             "line": 1,
