@@ -651,38 +651,67 @@ async fn serve_with_tls_logs_an_https_address() {
     std::fs::write(&cert_path, certificate.pem()).expect("write certificate");
     std::fs::write(&key_path, key.serialize_pem()).expect("write key");
     let port = free_port();
-    let log = dir.path().join("server.log");
-    let out = std::fs::File::create(&log).expect("create log");
-    let err = out.try_clone().expect("clone log handle");
-    let mut child = std::process::Command::new(common::DOPPEL)
-        .args([
-            "serve",
-            "--data",
-            path_str(&dir.path().join("data")),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .args(["--tls-cert", path_str(&cert_path), "--tls-key", path_str(&key_path)])
-        .env_remove("DOPPEL_CONFIG")
-        .env_remove("DOPPEL_LOG")
-        .stdin(std::process::Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .expect("spawn doppel serve");
+    let listen = format!("127.0.0.1:{port}");
+    let data = dir.path().join("data");
+    let mut child = LoggedChild::spawn(
+        &dir.path().join("server.log"),
+        &["serve", "--data", path_str(&data), "--listen", &listen],
+        &["--tls-cert", path_str(&cert_path), "--tls-key", path_str(&key_path)],
+    );
+    let text = child.output_once_it_says("doppel API listening", common::STARTUP_TIMEOUT_MS).await;
+    child.stop();
     let expected = format!("https://127.0.0.1:{port}");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(common::STARTUP_TIMEOUT_MS);
-    let text = loop {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        let exited = child.try_wait().expect("poll child").is_some();
-        if text.contains("doppel API listening") || exited || std::time::Instant::now() > deadline {
-            break text;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
-    let _ = child.kill();
-    let _ = child.wait();
     assert!(text.contains("doppel API listening") && text.contains(&expected), "log:\n{text}");
+}
+
+/// A `doppel` process whose stdout and stderr go to a log file, killed on
+/// drop, for commands that run until stopped.
+struct LoggedChild {
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl LoggedChild {
+    fn spawn(log: &Path, args: &[&str], more: &[&str]) -> LoggedChild {
+        let out = std::fs::File::create(log).expect("create log");
+        let err = out.try_clone().expect("clone log handle");
+        let child = std::process::Command::new(common::DOPPEL)
+            .args(args)
+            .args(more)
+            .env_remove("DOPPEL_CONFIG")
+            .env_remove("DOPPEL_LOG")
+            .stdin(std::process::Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("spawn doppel");
+        LoggedChild { child, log: log.to_owned() }
+    }
+
+    /// What it printed once the output holds `needle`, or once it exited
+    /// or `timeout_ms` passed (the caller's assertion then shows why).
+    async fn output_once_it_says(&mut self, needle: &str, timeout_ms: u64) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms);
+        loop {
+            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let exited = self.child.try_wait().expect("poll child").is_some();
+            if text.contains(needle) || exited || std::time::Instant::now() > deadline {
+                return text;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for LoggedChild {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 /// The command README.md starts with, scaled down: history is generated in
@@ -692,38 +721,13 @@ async fn serve_with_tls_logs_an_https_address() {
 async fn the_demo_loads_its_history_and_goes_live() {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
-    let log = dir.path().join("demo.log");
-    let out = std::fs::File::create(&log).expect("create log");
-    let err = out.try_clone().expect("clone log handle");
-    let mut child = std::process::Command::new(common::DOPPEL)
-        .args([
-            "demo",
-            "--people",
-            "3",
-            "--days",
-            "1",
-            "--speed",
-            "60",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .env_remove("DOPPEL_CONFIG")
-        .env_remove("DOPPEL_LOG")
-        .stdin(std::process::Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .expect("spawn doppel demo");
-    let deadline =
-        std::time::Instant::now() + std::time::Duration::from_millis(2 * common::STARTUP_TIMEOUT_MS);
-    let text = loop {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        let exited = child.try_wait().expect("poll child").is_some();
-        if text.contains("admin token:") || exited || std::time::Instant::now() > deadline {
-            break text;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = LoggedChild::spawn(
+        &dir.path().join("demo.log"),
+        &["demo", "--people", "3", "--days", "1", "--speed", "60", "--listen", &listen],
+        &[],
+    );
+    let text = child.output_once_it_says("admin token:", 2 * common::STARTUP_TIMEOUT_MS).await;
     let token = text
         .lines()
         .find_map(|line| line.trim().strip_prefix("admin token:"))
@@ -737,8 +741,7 @@ async fn the_demo_loads_its_history_and_goes_live() {
             .ok(),
         None => None,
     };
-    let _ = child.kill();
-    let _ = child.wait();
+    child.stop();
     assert!(text.contains("is live at") && token.is_some(), "the demo did not go live; output:\n{text}");
     let twin = twin.expect("the demo answers");
     assert_eq!(twin.status(), 200, "output:\n{text}");
