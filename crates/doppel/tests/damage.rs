@@ -206,6 +206,27 @@ async fn check_and_repair_name_a_damaged_wal_record_and_keep_the_ones_after_it()
     bytes[start + 12] ^= 0x01;
     std::fs::write(&wal, &bytes).expect("write WAL");
 
+    // A server started on it replays the records after the damaged one and
+    // names the loss on /health.
+    let mut server = Server::start(&data, &log, &[]).await;
+    let health = reqwest::get(server.url("/health")).await.expect("health");
+    assert_eq!(health.status(), 503);
+    let health: serde_json::Value = health.json().await.expect("health JSON");
+    assert_eq!(health["status"], "degraded", "{health}");
+    let detail = health["problems"][0]["detail"].as_str().expect("a problem").to_owned();
+    assert!(
+        detail.starts_with(&format!("{wal_name}: bytes {start}..{end} not replayed"))
+            && detail.contains("1 record lost"),
+        "{detail}"
+    );
+    let bob = heart_rate_csv(&server, "bob").await;
+    assert_eq!(
+        bob.stdout,
+        "time,value\n2024-03-01T12:00:00Z,70\n2024-03-01T12:01:00Z,71\n2024-03-01T12:03:00Z,73\n\
+         2024-03-01T12:04:00Z,74\n"
+    );
+    server.kill();
+
     let damaged = check(data_arg).await;
     assert!(!damaged.success, "{}", damaged.stdout);
     assert!(
