@@ -14,12 +14,12 @@
 //! interleaving. Samples are kept as one array of (time, value, lsn) per
 //! series so that appending touches one allocation, not three.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
-use doppel_model::{Batch, Sample, SeriesBatch, SeriesKey, Timestamp, TwinId};
+use doppel_model::{Batch, Provenance, Sample, SeriesBatch, SeriesKey, SignalName, Timestamp, TwinId};
 use parking_lot::Mutex;
 
 use crate::registry::SeriesRegistry;
@@ -163,8 +163,10 @@ fn columns(entries: &[Entry]) -> Columns {
     }
 }
 
-/// The series of one twin in the head.
-type TwinSeries = HashMap<SeriesKey, SeriesBuf>;
+/// The series of one twin in the head, in key order so that the series of
+/// one signal are a range: a query for one signal of a twin with tens of
+/// thousands of series visits only that signal's.
+type TwinSeries = BTreeMap<SeriesKey, SeriesBuf>;
 
 #[derive(Default)]
 struct Shard {
@@ -317,6 +319,15 @@ impl Head {
         shard.twins.get(twin).map(|series| series.keys().cloned().collect()).unwrap_or_default()
     }
 
+    /// The keys of one signal of `twin`, whatever their provenance.
+    pub(crate) fn keys_of_signal(&self, twin: &TwinId, signal: &SignalName) -> Vec<SeriesKey> {
+        let shard = self.shard(twin).lock();
+        let Some(series) = shard.twins.get(twin) else { return Vec::new() };
+        // The empty provenance sorts first, so this is the signal's first key.
+        let first = SeriesKey { twin: twin.clone(), signal: signal.clone(), provenance: Provenance::none() };
+        series.range(first..).map(|(key, _)| key).take_while(|key| key.signal == *signal).cloned().collect()
+    }
+
     /// Every series key held.
     #[cfg(test)]
     pub(crate) fn all_keys(&self) -> Vec<SeriesKey> {
@@ -380,7 +391,7 @@ impl Head {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use doppel_model::{Provenance, SignalName, Value};
+    use doppel_model::Value;
     use proptest::prelude::*;
 
     fn key_of(twin: &str, signal: &str) -> SeriesKey {
@@ -404,6 +415,31 @@ mod tests {
             .iter()
             .map(|&(t, v)| Sample { time: Timestamp::from_nanos(t), value: Value::new(v).unwrap() })
             .collect()
+    }
+
+    #[test]
+    fn the_keys_of_a_signal_are_those_of_every_provenance_and_no_other_signal() {
+        let head = head();
+        let with = |signal: &str, provenance: &str| SeriesKey {
+            provenance: Provenance::parse(provenance).unwrap(),
+            ..key_of("a", signal)
+        };
+        for key in [
+            key_of("a", "hr"),
+            with("hr", "device=watch"),
+            with("hr", "device=ring"),
+            key_of("a", "hr_rest"),
+            key_of("a", "h"),
+            with("steps", "device=watch"),
+            key_of("b", "hr"),
+        ] {
+            head.insert(&key, &samples(&[(1, 1.0)]), 1);
+        }
+        let hr = SignalName::new("hr").unwrap();
+        let mut keys = head.keys_of_signal(&TwinId::new("a").unwrap(), &hr);
+        keys.sort();
+        assert_eq!(keys, vec![key_of("a", "hr"), with("hr", "device=ring"), with("hr", "device=watch")]);
+        assert!(head.keys_of_signal(&TwinId::new("c").unwrap(), &hr).is_empty());
     }
 
     #[test]

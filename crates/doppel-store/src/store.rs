@@ -785,9 +785,10 @@ impl Inner {
         tomb: Option<u64>,
     ) -> Result<Matches<'v>, StoreError> {
         let wanted = |k: &SeriesKey| k.signal == q.signal && k.provenance.matches(&q.provenance);
-        let mut keys: BTreeSet<SeriesKey> = view.active.keys_of(&q.twin).into_iter().filter(wanted).collect();
+        let mut keys: BTreeSet<SeriesKey> =
+            view.active.keys_of_signal(&q.twin, &q.signal).into_iter().filter(wanted).collect();
         if let Some((frozen, _)) = &view.frozen {
-            keys.extend(frozen.keys_of(&q.twin).into_iter().filter(wanted));
+            keys.extend(frozen.keys_of_signal(&q.twin, &q.signal).into_iter().filter(wanted));
         }
         let mut segments = Vec::new();
         let key = self.twin_key(&q.twin);
