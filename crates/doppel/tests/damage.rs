@@ -71,6 +71,21 @@ fn record_starts(bytes: &[u8]) -> Vec<usize> {
     starts
 }
 
+/// Bob's five points less the third, whose WAL record the WAL test damages.
+const BOB_WITHOUT_THE_DAMAGED_RECORD: &str = "time,value\n2024-03-01T12:00:00Z,70\n2024-03-01T12:01:00Z,71\n\
+     2024-03-01T12:03:00Z,73\n2024-03-01T12:04:00Z,74\n";
+
+/// `/health` of a server started on damaged data: 503 `degraded`; returns
+/// the document and its first problem's detail.
+async fn degraded_health(server: &Server) -> (serde_json::Value, String) {
+    let health = reqwest::get(server.url("/health")).await.expect("health");
+    assert_eq!(health.status(), 503);
+    let health: serde_json::Value = health.json().await.expect("health JSON");
+    assert_eq!(health["status"], "degraded", "{health}");
+    let detail = health["problems"][0]["detail"].as_str().expect("a problem").to_owned();
+    (health, detail)
+}
+
 async fn check(data: &str) -> CliOutput {
     doppel(&["check", "--data", data]).await
 }
@@ -104,11 +119,7 @@ async fn a_damaged_segment_block_degrades_the_server_and_repair_drops_only_that_
     std::fs::write(&segment, &bytes).expect("write segment");
 
     let mut server = Server::start(&data, &log, &[]).await;
-    let health = reqwest::get(server.url("/health")).await.expect("health");
-    assert_eq!(health.status(), 503);
-    let health: serde_json::Value = health.json().await.expect("health JSON");
-    assert_eq!(health["status"], "degraded", "{health}");
-    let detail = health["problems"][0]["detail"].as_str().expect("a problem").to_owned();
+    let (health, detail) = degraded_health(&server).await;
     assert!(detail.starts_with(&format!("{name}: 1 damaged block(s) at byte(s) 8 ")), "{detail}");
     assert!(!health.to_string().contains(data_arg), "no data path on /health: {health}");
     let bob = heart_rate_csv(&server, "bob").await;
@@ -209,22 +220,14 @@ async fn check_and_repair_name_a_damaged_wal_record_and_keep_the_ones_after_it()
     // A server started on it replays the records after the damaged one and
     // names the loss on /health.
     let mut server = Server::start(&data, &log, &[]).await;
-    let health = reqwest::get(server.url("/health")).await.expect("health");
-    assert_eq!(health.status(), 503);
-    let health: serde_json::Value = health.json().await.expect("health JSON");
-    assert_eq!(health["status"], "degraded", "{health}");
-    let detail = health["problems"][0]["detail"].as_str().expect("a problem").to_owned();
+    let (_, detail) = degraded_health(&server).await;
     assert!(
         detail.starts_with(&format!("{wal_name}: bytes {start}..{end} not replayed"))
             && detail.contains("1 record lost"),
         "{detail}"
     );
     let bob = heart_rate_csv(&server, "bob").await;
-    assert_eq!(
-        bob.stdout,
-        "time,value\n2024-03-01T12:00:00Z,70\n2024-03-01T12:01:00Z,71\n2024-03-01T12:03:00Z,73\n\
-         2024-03-01T12:04:00Z,74\n"
-    );
+    assert_eq!(bob.stdout, BOB_WITHOUT_THE_DAMAGED_RECORD);
     server.kill();
 
     let damaged = check(data_arg).await;
@@ -254,9 +257,5 @@ async fn check_and_repair_name_a_damaged_wal_record_and_keep_the_ones_after_it()
 
     let server = Server::start(&data, &log, &[]).await;
     let bob = heart_rate_csv(&server, "bob").await;
-    assert_eq!(
-        bob.stdout,
-        "time,value\n2024-03-01T12:00:00Z,70\n2024-03-01T12:01:00Z,71\n2024-03-01T12:03:00Z,73\n\
-         2024-03-01T12:04:00Z,74\n"
-    );
+    assert_eq!(bob.stdout, BOB_WITHOUT_THE_DAMAGED_RECORD);
 }
