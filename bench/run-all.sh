@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every `doppel bench` mode with the documented defaults and keeps the
-# output. Installs the peers first (bench/install-peers.sh) and builds the
+# Runs every `doppel bench` mode with the documented defaults and keeps
+# everything it prints (stdout and stderr). Installs the peers first (bench/install-peers.sh) and builds the
 # release binary.
 #
 # Usage: bench/run-all.sh [output-file]   (default: bench/results-<date>.txt)
@@ -26,15 +26,18 @@ doppel="$root/target/release/doppel"
 run() {
     echo | tee -a "$out"
     echo "\$ doppel bench $*" | tee -a "$out"
-    # Progress bars go to stderr; keep them on the terminal only.
-    "$doppel" bench "$@" | tee -a "$out"
+    # Everything the run prints is kept: its stderr (each step, warnings)
+    # and its stdout (the tables). Progress bars draw only on a terminal,
+    # so they do not clutter the file.
+    "$doppel" bench "$@" 2>&1 | tee -a "$out"
 }
 
 # shellcheck disable=SC2086 # BENCH_FLAGS is a list of flags
 run ingest $flags
 # shellcheck disable=SC2086
 run query $flags
-run memory
+run memory --twins 1000000
+run memory --twins 1000000 --in-process
 run latency
 
 echo | tee -a "$out"

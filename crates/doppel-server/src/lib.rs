@@ -254,6 +254,7 @@ pub fn router(engine: Arc<Engine>, config: &ServerConfig) -> Router {
         .route("/api/v1/cohort/stats", post(cohort::stats::cohort_stats))
         .route("/health", get(ops::health))
         .route("/metrics", get(ops::metrics))
+        .route("/api/v1/admin/flush", post(ops::flush))
         .route("/api/openapi.json", get(openapi::openapi_json))
         .route("/api/v1/tokens", post(auth::tokens::create_token).get(auth::tokens::list_tokens))
         .route("/api/v1/tokens/{id}", delete(auth::tokens::revoke_token))

@@ -110,6 +110,38 @@ pub(crate) async fn metrics(State(state): State<AppState>, caller: Caller) -> Re
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response())
 }
 
+/// Answer of `POST /api/v1/admin/flush`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Flushed {
+    /// Points moved from the head into the new segment (0 when the head was empty).
+    points: u64,
+    /// Series the new segment holds.
+    series: usize,
+    /// Bytes of the new segment.
+    segment_bytes: u64,
+}
+
+/// Writes the head to a segment now rather than at the next size or age
+/// threshold, so an operator (or a benchmark) can see the store at rest
+/// without stopping the server: the WAL is emptied of what the segment
+/// holds. Compaction, if due, follows in the background as usual.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/flush",
+    tag = "ops",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The head was written to a segment (administrators only)", body = Flushed),
+        (status = 503, description = "Writes are stopped; nothing was flushed")
+    )
+)]
+pub(crate) async fn flush(State(state): State<AppState>, caller: Caller) -> Result<Json<Flushed>, ApiError> {
+    caller.require_admin()?;
+    let engine = state.engine.clone();
+    let report = crate::blocking(move || engine.store().flush()).await??;
+    Ok(Json(Flushed { points: report.points, series: report.series, segment_bytes: report.segment_bytes }))
+}
+
 /// Writes one metric family with its HELP and TYPE lines.
 fn family(text: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str, f64)]) {
     let _ = writeln!(text, "# HELP {name} {help}");

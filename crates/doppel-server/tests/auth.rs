@@ -123,6 +123,21 @@ async fn bad_token_requests_are_refused_with_the_field_named() {
     }
 }
 
+#[tokio::test]
+async fn only_an_administrator_may_flush_the_head() {
+    let mut state = AuthState::default();
+    let alice = add_token(&mut state, "alice", Scopes::standard());
+    let admin = add_token(&mut state, "ops", Scopes::Admin);
+    let server = TestServer::start_authenticated(state, AuthConfig::default()).await;
+    let flush = |token: String| {
+        let request =
+            server.client.request(Method::POST, server.url("/api/v1/admin/flush")).bearer_auth(token);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(flush(alice).await, 403);
+    assert_eq!(flush(admin).await, 200);
+}
+
 // ------------------------------------------------------------ bootstrap
 
 #[tokio::test]

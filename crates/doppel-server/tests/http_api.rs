@@ -555,6 +555,27 @@ async fn metrics_expose_every_metric_name() {
 }
 
 #[tokio::test]
+async fn admin_flush_moves_the_head_into_a_segment_while_the_server_runs() {
+    let server = TestServer::start().await;
+    server
+        .write_lines(&format!(
+            "heart_rate,twin=alice value=62 {NOON_SECS}\nsteps,twin=alice value=10 {NOON_SECS}"
+        ))
+        .await;
+    let flushed = json_body(server.post("/api/v1/admin/flush", "").await, "application/json").await;
+    assert_eq!(flushed["points"], 2, "{flushed}");
+    assert_eq!(flushed["series"], 2, "{flushed}");
+    assert!(flushed["segment_bytes"].as_u64().unwrap() > 0, "{flushed}");
+    let metrics = server.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("doppel_head_points 0\n"), "{metrics}");
+    assert!(metrics.contains("doppel_segments 1\n"), "{metrics}");
+    let again = json_body(server.post("/api/v1/admin/flush", "").await, "application/json").await;
+    assert_eq!(again["points"], 0, "an empty head flushes nothing: {again}");
+    let read = raw_read(&server, "alice").await;
+    assert_eq!(read["points"].as_array().map(Vec::len), Some(1), "the flushed point still reads: {read}");
+}
+
+#[tokio::test]
 async fn openapi_document_lists_every_route() {
     let server = TestServer::start().await;
     let doc = json_body(server.get("/api/openapi.json").await, "application/json").await;
@@ -574,6 +595,7 @@ async fn openapi_document_lists_every_route() {
         ("/api/v1/stream", "get"),
         ("/health", "get"),
         ("/metrics", "get"),
+        ("/api/v1/admin/flush", "post"),
         ("/api/openapi.json", "get"),
         ("/api/v1/tokens", "post"),
         ("/api/v1/tokens", "get"),
@@ -591,7 +613,7 @@ async fn openapi_document_lists_every_route() {
             "{method} {path} missing from the document"
         );
     }
-    assert_eq!(paths.len(), 20);
+    assert_eq!(paths.len(), 21);
     for schema in [
         "Problem",
         "TwinView",

@@ -16,15 +16,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use doppel_model::{Point, Provenance, SignalName, Timestamp, TwinId, Value};
-use doppel_protocols::line_protocol::encode_point;
+use doppel_model::{SignalName, Timestamp, TwinId, Value};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value as Json;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::memory::live_signals;
+use super::memory::{live_signals, push_gauge};
 use super::report::group_thousands;
 use super::stats::LatencySummary;
 use super::systems::{RunningSystem, StartOptions, SystemKind, ensure_success};
@@ -117,14 +116,7 @@ fn tick_series(schedule: &Schedule, twins: u64) -> Result<Vec<(TwinId, SignalNam
 fn encode_tick(series: &[(TwinId, SignalName, Value)], time: Timestamp) -> String {
     let mut body = String::with_capacity(series.len() * 64);
     for (twin, signal, value) in series {
-        let point = Point {
-            twin: twin.clone(),
-            signal: signal.clone(),
-            provenance: Provenance::none(),
-            time,
-            value: *value,
-        };
-        encode_point(&mut body, &point);
+        push_gauge(&mut body, twin, signal, *value, time);
     }
     body
 }
@@ -168,15 +160,23 @@ pub async fn run(args: LatencyArgs) -> Result<()> {
         vm_cache: false,
     };
     let system = RunningSystem::start(SystemKind::Doppel { secured: true }, &client, &options).await?;
-    // Every request of this benchmark goes to Doppel: one client carrying
-    // its admin token serves them all.
-    let token = system.token().unwrap_or_default().to_owned();
+    // Every request of this benchmark goes to Doppel as a gateway would
+    // send it: one client carrying the gateway's token (not the admin's)
+    // writes, creating the twins it then owns, and subscribes to them.
+    let credentials = system.issue_credentials(&client, &[], false).await?;
+    let token = credentials.gateway.unwrap_or_default();
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse()?);
     let client = reqwest::Client::builder().tcp_nodelay(true).no_proxy().default_headers(headers).build()?;
     let base = system.base_url().to_owned();
     let write_url = system.write_url();
     let sse_twin = series.first().map(|s| s.0.to_string()).unwrap_or_default();
+
+    // The gateway's first write creates the twins, which it then owns and
+    // may subscribe to; a stream of a twin that does not exist yet is
+    // refused like any twin the caller may not read.
+    let response = client.post(&write_url).body(encode_tick(&series, Timestamp::now())).send().await?;
+    ensure_success(response, "first write, creating the twins").await?;
 
     // The measurement starts once both subscribers have seen an event.
     let (since_tx, since_rx) = watch::channel(Timestamp::MAX);

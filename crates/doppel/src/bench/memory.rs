@@ -1,24 +1,32 @@
 //! `doppel bench memory`: how much resident memory live twins cost.
 //!
-//! Runs the engine in this process over a store in a temporary directory
-//! (no server, no background thread), creates N twins with live state for
-//! K signals each by ingesting one point per (twin, signal), flushes the
-//! store as it goes so history sits in segments rather than the in-memory
-//! head, and reads VmRSS and VmHWM from `/proc/self/status`.
+//! By default through a running server as people run it: `doppel serve`
+//! with its defaults (authentication and encryption at rest on) as a
+//! subprocess; a gateway's own token (not the admin's) writes one point per
+//! (twin, signal) for N twins over HTTP, K signals each, so that every twin
+//! is created by its first write; then the head is flushed and the
+//! server's VmRSS and VmHWM are read from `/proc/<pid>/status`.
+//!
+//! `--in-process` measures the engine alone in this process instead (no
+//! server, no authentication, no encryption): the best case, labelled so.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use doppel_engine::{Engine, EngineConfig};
-use doppel_model::{FieldValue, Provenance, SeriesKey, SignalName, Timestamp, TwinId, Value};
+use doppel_model::{FieldValue, Point, Provenance, SeriesKey, SignalName, Timestamp, TwinId, Value};
+use doppel_protocols::line_protocol::encode_point;
 use doppel_protocols::{RawBatch, RawSample, RawSeries};
 use doppel_store::StoreConfig;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::process::{TempDir, memory_usage};
+use super::compare::post_until_accepted;
+use super::process::{MemoryUsage, TempDir, memory_usage};
 use super::report::group_thousands;
+use super::systems::{RunningSystem, StartOptions, SystemKind};
 
 /// The target (`docs/design.md`): one million live twins in at most this many bytes.
 const TARGET_BYTES_PER_MILLION_TWINS: f64 = 2.0 * 1024.0 * 1024.0 * 1024.0;
@@ -51,10 +59,19 @@ pub struct MemoryArgs {
     /// Signals with live state per twin.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=MAX_SIGNALS))]
     pub signals: u64,
-    /// Twins per ingested batch.
-    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    /// Twins per write request (the server's defaults allow 10,000 twins
+    /// and 100,000 series per request).
+    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub chunk_twins: u64,
-    /// Flush the store whenever this many points were ingested since the last flush.
+    /// Write requests in flight at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub concurrency: u64,
+    /// Measure the engine in this process instead of a server (no
+    /// authentication, no encryption): the best case.
+    #[arg(long)]
+    pub in_process: bool,
+    /// With `--in-process`: flush the store whenever this many points were
+    /// ingested since the last flush.
     #[arg(long, default_value_t = 1_000_000)]
     pub flush_points: u64,
     /// Parent directory of the store's temporary directory [default: the system temp dir].
@@ -67,10 +84,16 @@ pub struct MemoryArgs {
 
 impl MemoryArgs {
     fn command_line(&self) -> String {
-        format!(
-            "doppel bench memory --twins {} --signals {} --chunk-twins {} --flush-points {}",
-            self.twins, self.signals, self.chunk_twins, self.flush_points
-        )
+        let mut line = format!(
+            "doppel bench memory --twins {} --signals {} --chunk-twins {}",
+            self.twins, self.signals, self.chunk_twins
+        );
+        if self.in_process {
+            line.push_str(&format!(" --in-process --flush-points {}", self.flush_points));
+        } else {
+            line.push_str(&format!(" --concurrency {}", self.concurrency));
+        }
+        line
     }
 }
 
@@ -119,12 +142,124 @@ pub fn chunk_batch(
 pub async fn run(args: MemoryArgs) -> Result<()> {
     let reproduce = args.command_line();
     eprintln!("reproduce: {reproduce}");
-    tokio::task::spawn_blocking(move || measure(&args)).await.context("memory benchmark thread failed")??;
+    if args.in_process {
+        tokio::task::spawn_blocking(move || measure_in_process(&args))
+            .await
+            .context("memory benchmark thread failed")??;
+    } else {
+        measure_server(&args).await?;
+    }
     println!("reproduce: {reproduce}");
     Ok(())
 }
 
-fn measure(args: &MemoryArgs) -> Result<()> {
+/// Appends one point without provenance tags to a line-protocol body.
+pub fn push_gauge(body: &mut String, twin: &TwinId, signal: &SignalName, value: Value, time: Timestamp) {
+    let point =
+        Point { twin: twin.clone(), signal: signal.clone(), provenance: Provenance::none(), time, value };
+    encode_point(body, &point);
+}
+
+/// One point per (twin, signal) for twins `[first, first + count)` as a
+/// line-protocol body.
+fn chunk_body(first: u64, count: u64, signals: &[(SignalName, Value)], time: Timestamp) -> Result<String> {
+    let mut body = String::with_capacity(count as usize * signals.len() * 48);
+    for index in first..first + count {
+        let twin = twin_id(index)?;
+        for (signal, value) in signals {
+            push_gauge(&mut body, &twin, signal, *value, time);
+        }
+    }
+    Ok(body)
+}
+
+/// The server's figures: twins created by first write over HTTP, with a
+/// gateway's token, then the server's resident memory.
+async fn measure_server(args: &MemoryArgs) -> Result<()> {
+    let client = reqwest::Client::builder().tcp_nodelay(true).no_proxy().build()?;
+    let options = StartOptions {
+        work_dir: args.work_dir.clone().unwrap_or_else(std::env::temp_dir),
+        keep_data: args.keep_data,
+        vm_cache: false,
+    };
+    let mut system = RunningSystem::start(SystemKind::Doppel { secured: true }, &client, &options).await?;
+    let credentials = system.issue_credentials(&client, &[], false).await?;
+    let baseline = system.memory_usage()?;
+    let signals = live_signals(args.signals as usize)?;
+    let progress = ProgressBar::new(args.twins);
+    progress.set_style(
+        ProgressStyle::with_template(
+            "creating twins [{bar:30}] {human_pos}/{human_len}, {per_sec}, eta {eta}",
+        )?
+        .progress_chars("=> "),
+    );
+    let url = system.write_url();
+    let next = AtomicU64::new(0);
+    let started = Instant::now();
+    let senders = (0..args.concurrency).map(|_| async {
+        loop {
+            let first = next.fetch_add(args.chunk_twins, Ordering::Relaxed);
+            if first >= args.twins {
+                return Ok::<(), anyhow::Error>(());
+            }
+            let count = args.chunk_twins.min(args.twins - first);
+            let body = chunk_body(first, count, &signals, Timestamp::now())?;
+            let step = usize::try_from(first / args.chunk_twins).unwrap_or(usize::MAX);
+            post_until_accepted(&client, &url, credentials.gateway.as_deref(), body.into(), step).await?;
+            progress.inc(count);
+        }
+    });
+    let outcomes: Result<Vec<()>> = futures_util::future::join_all(senders).await.into_iter().collect();
+    let elapsed = started.elapsed();
+    progress.finish_and_clear();
+    outcomes?;
+    system.settle(&client).await?;
+    let after = system.memory_usage()?;
+    let twins = system.doppel_metric(&client, "doppel_twins").await?.unwrap_or(0.0) as u64;
+    let live = system.doppel_metric(&client, "doppel_live_signals").await?.unwrap_or(0.0) as u64;
+    system.stop().await?;
+    if twins != args.twins || live != args.twins * args.signals {
+        bail!(
+            "the server holds {twins} twins and {live} live signals, expected {} and {}",
+            args.twins,
+            args.twins * args.signals
+        );
+    }
+    let seconds = elapsed.as_secs_f64().max(1e-9);
+    println!(
+        "{} twins x {} live signals, each twin created by its first write over HTTP (gateway token, \
+         authentication and encryption at rest on): {:.1} s, {} new twins/s, {} points/s",
+        group_thousands(args.twins),
+        args.signals,
+        seconds,
+        group_thousands((args.twins as f64 / seconds).round() as u64),
+        group_thousands((args.twins as f64 * args.signals as f64 / seconds).round() as u64)
+    );
+    report_memory("server", &baseline, &after, args.twins);
+    Ok(())
+}
+
+/// Prints resident memory before and after, per twin, and the 1M-twin
+/// projection against the target.
+fn report_memory(whose: &str, baseline: &MemoryUsage, after: &MemoryUsage, twins: u64) {
+    let added = after.rss_bytes.saturating_sub(baseline.rss_bytes);
+    let per_twin = added as f64 / twins as f64;
+    let per_million = per_twin * 1e6;
+    println!(
+        "{whose} VmRSS {} MiB (before the twins: {} MiB), VmHWM {} MiB",
+        after.rss_bytes >> 20,
+        baseline.rss_bytes >> 20,
+        after.peak_rss_bytes >> 20
+    );
+    println!(
+        "{per_twin:.0} bytes of resident memory per live twin; 1M twins at this rate: {:.2} GiB (target <= 2 GiB: {})",
+        per_million / 1024f64.powi(3),
+        if per_million <= TARGET_BYTES_PER_MILLION_TWINS { "met" } else { "missed" }
+    );
+}
+
+/// The engine alone in this process: the best case.
+fn measure_in_process(args: &MemoryArgs) -> Result<()> {
     let parent = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
     let dir = TempDir::new(&parent, "memory", args.keep_data)?;
     let signals = live_signals(args.signals as usize)?;
@@ -168,27 +303,14 @@ fn measure(args: &MemoryArgs) -> Result<()> {
             args.twins * args.signals
         );
     }
-    let added = after.rss_bytes.saturating_sub(baseline.rss_bytes);
-    let per_twin = added as f64 / args.twins as f64;
-    let per_million = per_twin * 1e6;
     println!(
-        "{} twins x {} live signals created in {:.1} s ({} twins/s)",
+        "best case, in process (no server, no authentication, no encryption): {} twins x {} live signals created in {:.1} s ({} twins/s)",
         group_thousands(args.twins),
         args.signals,
         elapsed.as_secs_f64(),
         group_thousands((args.twins as f64 / elapsed.as_secs_f64().max(1e-9)).round() as u64)
     );
-    println!(
-        "VmRSS {} MiB (before the engine: {} MiB), VmHWM {} MiB",
-        after.rss_bytes >> 20,
-        baseline.rss_bytes >> 20,
-        after.peak_rss_bytes >> 20
-    );
-    println!(
-        "{per_twin:.0} bytes of resident memory per live twin; 1M twins at this rate: {:.2} GiB (target <= 2 GiB: {})",
-        per_million / 1024f64.powi(3),
-        if per_million <= TARGET_BYTES_PER_MILLION_TWINS { "met" } else { "missed" }
-    );
+    report_memory("this process's", &baseline, &after, args.twins);
     drop(engine);
     drop(dir);
     Ok(())
@@ -230,10 +352,12 @@ mod tests {
             twins: 50,
             signals: 2,
             chunk_twins: 20,
+            concurrency: 1,
+            in_process: true,
             flush_points: 30,
             work_dir: None,
             keep_data: false,
         };
-        measure(&args).unwrap();
+        measure_in_process(&args).unwrap();
     }
 }

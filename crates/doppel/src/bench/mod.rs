@@ -1,12 +1,21 @@
 //! `doppel bench`: Doppel measured beside the peers it is judged against.
 //!
-//! - `ingest`: a synthetic wearable population (doppel-synth) sent as
-//!   identical line-protocol bodies to Doppel, VictoriaMetrics and InfluxDB;
-//!   points/s, bytes/point on disk, last-value and hourly-mean latencies.
+//! - `ingest`: a synthetic wearable population (doppel-synth) replayed as
+//!   identical line-protocol bodies to Doppel, VictoriaMetrics and
+//!   InfluxDB for at least 30 s per system, in two shapes (one person per
+//!   request with their own token; many people per request from a
+//!   gateway); points/s, bytes/point on the running system and after a
+//!   graceful stop, restart time, and last-value and hourly-mean latencies
+//!   right after ingest and once settled.
 //! - `query`: one twin with a year of minute heart rate; the year-hourly
-//!   aggregate and the last value.
-//! - `memory`: resident memory of N live twins in this process.
+//!   aggregate and the last value, fresh and settled.
+//! - `memory`: resident memory of a running server holding N live twins,
+//!   each created by its first write over HTTP.
 //! - `latency`: point in → WebSocket/SSE subscriber notified, at a fixed rate.
+//!
+//! Doppel runs with its defaults (authentication and encryption at rest
+//! on); measured requests carry people's and gateways' own tokens, never
+//! the admin token, which only issues them and reads `/metrics`.
 //!
 //! Every system runs as its own process on loopback in a temporary
 //! directory; every process and directory is removed when the run ends,
@@ -17,6 +26,7 @@ mod compare;
 mod influx_config;
 mod latency;
 mod memory;
+mod pool;
 mod process;
 mod report;
 mod stats;
@@ -30,10 +40,11 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use self::compare::{Plan, compare, describe_range};
+use self::compare::{Plan, Source, compare, describe_range};
+use self::pool::{Pool, Shape, Stream};
 use self::report::{SystemResult, format_table, group_thousands};
 use self::systems::{StartOptions, SystemKind};
-use self::workload::{NANOS_PER_MINUTE, Workload, encode_workload, history_start, minute_heart_rate};
+use self::workload::{NANOS_PER_MINUTE, encode_workload, history_start, minute_heart_rate};
 
 pub use self::latency::LatencyArgs;
 pub use self::memory::MemoryArgs;
@@ -111,7 +122,8 @@ pub struct CompareArgs {
     /// Write requests in flight at once, the same for every system.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=MAX_CONCURRENCY))]
     pub concurrency: u64,
-    /// Line-protocol lines per write request.
+    /// Line-protocol lines per write request (gateway shape and `bench
+    /// query`; the person shape sends one person-day per request).
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=MAX_BATCH_LINES))]
     pub batch_lines: u64,
     /// Timed queries of each kind per system.
@@ -206,11 +218,22 @@ impl CompareArgs {
 #[derive(Args, Debug, Clone)]
 pub struct IngestArgs {
     /// Synthetic people (twins).
-    #[arg(long, default_value_t = 200)]
-    pub people: usize,
-    /// Days of history per person.
-    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=3660))]
-    pub days: u32,
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub people: u64,
+    /// Days simulated once and replayed, moved forward, for as long as the run lasts.
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=366))]
+    pub pool_days: u32,
+    /// Seconds each system ingests for (at least 30 for a figure worth reporting).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub seconds: u64,
+    /// Most days of history a run may write, ending at today's midnight: the
+    /// replay stops there even if time is left (a warning says so).
+    #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=3660))]
+    pub max_days: u32,
+    /// Request shapes to run, comma separated: person (one person's day per
+    /// request, their own token), gateway (an hour of many people per request).
+    #[arg(long, value_delimiter = ',', default_value = "person,gateway")]
+    pub shapes: Vec<Shape>,
     /// Options shared with `bench query`.
     #[command(flatten)]
     pub compare: CompareArgs,
@@ -218,10 +241,14 @@ pub struct IngestArgs {
 
 impl IngestArgs {
     fn command_line(&self) -> String {
+        let shapes: Vec<&str> = self.shapes.iter().map(|s| s.name()).collect();
         format!(
-            "doppel bench ingest --people {} --days {}{}",
+            "doppel bench ingest --people {} --pool-days {} --seconds {} --max-days {} --shapes {}{}",
             self.people,
-            self.days,
+            self.pool_days,
+            self.seconds,
+            self.max_days,
+            shapes.join(","),
             self.compare.command_line()
         )
     }
@@ -280,46 +307,69 @@ async fn ingest(args: IngestArgs) -> Result<()> {
     let reproduce = args.command_line();
     eprintln!("reproduce: {reproduce}");
     let config = doppel_synth::PopulationConfig {
-        people: args.people,
-        days: args.days,
+        people: usize::try_from(args.people)?,
+        days: args.pool_days,
         seed: args.compare.seed,
-        start: history_start(args.days),
+        start: history_start(args.pool_days),
         ..doppel_synth::PopulationConfig::default()
     };
-    let progress = ProgressBar::new(args.people as u64);
+    let progress = ProgressBar::new(args.people);
     progress.set_style(
-        ProgressStyle::with_template("generating [{bar:30}] {pos}/{len} people, eta {eta}")?
+        ProgressStyle::with_template("simulating [{bar:30}] {pos}/{len} people, eta {eta}")?
             .progress_chars("=> "),
     );
-    let batch_lines = args.compare.batch_lines as usize;
     let bar = progress.clone();
-    let workload =
-        tokio::task::spawn_blocking(move || workload::wearable_workload(&config, batch_lines, &bar))
-            .await
-            .context("workload generation failed")??;
+    let pool = tokio::task::spawn_blocking(move || Pool::generate(&config, &bar))
+        .await
+        .context("workload generation failed")??;
     progress.finish_and_clear();
+    let twins: Vec<String> = pool.twins().iter().map(ToString::to_string).collect();
+    let query_people = pool.query_people();
     eprintln!(
-        "workload: {} people x {} days = {} points ({} heart_rate) in {} bodies of {} lines, {} MB; {}",
+        "workload: {} people x {} days = {} points per replay, replayed day after day from {} days ago for {} s per system",
         args.people,
-        args.days,
-        group_thousands(workload.points),
-        group_thousands(workload.query_signal_points),
-        workload.batches.len(),
-        batch_lines,
-        workload.body_bytes / 1_000_000,
-        describe_range(workload.from, workload.to)
+        pool.days(),
+        group_thousands(pool.points_per_round()),
+        args.max_days,
+        args.seconds
     );
-    let results = run_comparison(&args.compare, &systems, &workload).await?;
-    println!(
-        "\n{} points ({} people x {} days), concurrency {}:",
-        group_thousands(workload.points),
-        args.people,
-        args.days,
-        args.compare.concurrency
-    );
-    print!("{}", format_table(&results, BASELINE, "hourly"));
-    if let Some(line) = security_cost(&results) {
-        println!("{line}");
+    let client = client(args.compare.concurrency)?;
+    let mut tables = Vec::new();
+    for &shape in &args.shapes {
+        eprintln!("\n=== shape: {} ({}) ===", shape.name(), shape.describe());
+        let stream = Stream::new(
+            &pool,
+            shape,
+            args.compare.batch_lines as usize,
+            history_start(args.max_days),
+            args.max_days,
+        );
+        let plan = Plan {
+            source: Source::Stream { stream: &stream, shape, seconds: args.seconds },
+            twins: &twins,
+            query_people: &query_people,
+            concurrency: args.compare.concurrency as usize,
+            queries: args.compare.queries,
+            seed: args.compare.seed,
+            query_days: Some(pool.days()),
+        };
+        let results = compare(&systems, &plan, &args.compare.start_options(), &client).await?;
+        tables.push((shape, results));
+    }
+    for (shape, results) in &tables {
+        println!(
+            "\nshape {}: {}; {} people, {} s per system, concurrency {}; hourly = {} days of one twin:",
+            shape.name(),
+            shape.describe(),
+            args.people,
+            args.seconds,
+            args.compare.concurrency,
+            pool.days()
+        );
+        print!("{}", format_table(results, BASELINE, "hourly"));
+        if let Some(line) = security_cost(results) {
+            println!("{line}");
+        }
     }
     println!("reproduce: {reproduce}");
     Ok(())
@@ -345,24 +395,6 @@ fn security_cost(results: &[SystemResult]) -> Option<String> {
     ))
 }
 
-/// Sends `workload` to every system with the same client and settings,
-/// then queries each: the shared core of `bench ingest` and `bench query`.
-async fn run_comparison(
-    compare_args: &CompareArgs,
-    systems: &[SystemKind],
-    workload: &Workload,
-) -> Result<Vec<SystemResult>> {
-    let client = client(compare_args.concurrency)?;
-    let plan = Plan {
-        workload,
-        query_twins: &workload.twins,
-        concurrency: compare_args.concurrency as usize,
-        queries: compare_args.queries,
-        seed: compare_args.seed,
-    };
-    compare(systems, &plan, &compare_args.start_options(), &client).await
-}
-
 async fn query(args: QueryArgs) -> Result<()> {
     let systems = args.compare.systems()?;
     let reproduce = args.command_line();
@@ -380,8 +412,22 @@ async fn query(args: QueryArgs) -> Result<()> {
         args.days,
         describe_range(workload.from, workload.from.add_nanos(minutes as i64 * NANOS_PER_MINUTE))
     );
-    let results = run_comparison(&args.compare, &systems, &workload).await?;
-    println!("\none twin, {} days of minute heart rate; target: Doppel year-hourly p50 <= 10 ms:", args.days);
+    let plan = Plan {
+        source: Source::Fixed(&workload),
+        twins: &workload.twins,
+        query_people: &[0],
+        concurrency: args.compare.concurrency as usize,
+        queries: args.compare.queries,
+        seed: args.compare.seed,
+        query_days: None,
+    };
+    let client = client(args.compare.concurrency)?;
+    let results = compare(&systems, &plan, &args.compare.start_options(), &client).await?;
+    println!(
+        "\none twin, {} days of minute heart rate, written by its person's own token; \
+         target: Doppel year-hourly p50 at or below VictoriaMetrics', fresh and settled:",
+        args.days
+    );
     print!("{}", format_table(&results, BASELINE, "year-hourly"));
     println!("reproduce: {reproduce}");
     Ok(())
@@ -402,9 +448,12 @@ mod tests {
         SystemResult {
             system: system.label().to_owned(),
             points_per_sec,
-            bytes_per_point: None,
-            last: None,
-            hourly: None,
+            seconds: 30.0,
+            bytes_running: None,
+            bytes_stopped: None,
+            restart_secs: None,
+            fresh: Default::default(),
+            settled: Default::default(),
         }
     }
 
@@ -425,7 +474,7 @@ mod tests {
         let BenchCommand::Ingest(args) = cli.command else { panic!("not ingest") };
         assert_eq!(
             args.command_line(),
-            "doppel bench ingest --people 200 --days 7 --peers vm,influx,plain --concurrency 8 --batch-lines 5000 --queries 200 --seed 42"
+            "doppel bench ingest --people 1000 --pool-days 7 --seconds 30 --max-days 365 --shapes person,gateway --peers vm,influx,plain --concurrency 8 --batch-lines 5000 --queries 200 --seed 42"
         );
     }
 

@@ -54,6 +54,11 @@ impl ChildGuard {
         Ok(Self { name: name.to_owned(), child, log: log.to_owned() })
     }
 
+    /// The process id, while it runs.
+    pub fn id(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Fails, quoting the log, when the process has exited.
     pub fn ensure_running(&mut self) -> Result<()> {
         if let Some(status) = self.child.try_wait().context("cannot poll child process")? {
@@ -80,18 +85,6 @@ impl ChildGuard {
                 tracing::warn!(name = %self.name, "did not stop after SIGINT; killing it");
                 self.child.kill().await?;
                 Ok(self.child.wait().await?)
-            }
-        }
-    }
-
-    /// Waits for the process to exit by itself; kills it and fails after
-    /// `limit`.
-    pub async fn wait_exit(&mut self, limit: Duration) -> Result<ExitStatus> {
-        match tokio::time::timeout(limit, self.child.wait()).await {
-            Ok(status) => Ok(status?),
-            Err(_) => {
-                self.child.kill().await?;
-                bail!("{} did not finish within {} s; killed it", self.name, limit.as_secs());
             }
         }
     }
@@ -231,9 +224,14 @@ pub struct MemoryUsage {
 
 /// Reads this process's memory figures (Linux only).
 pub fn memory_usage() -> Result<MemoryUsage> {
-    let text =
-        std::fs::read_to_string("/proc/self/status").context("cannot read /proc/self/status (Linux only)")?;
-    parse_proc_status(&text).context("/proc/self/status lacks VmRSS or VmHWM")
+    memory_usage_of("self")
+}
+
+/// Reads the memory figures of process `pid` (a number, or `self`).
+pub fn memory_usage_of(pid: &str) -> Result<MemoryUsage> {
+    let path = format!("/proc/{pid}/status");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path} (Linux only)"))?;
+    parse_proc_status(&text).with_context(|| format!("{path} lacks VmRSS or VmHWM"))
 }
 
 /// Extracts `VmRSS` and `VmHWM` (in kB) from `/proc/<pid>/status` text.

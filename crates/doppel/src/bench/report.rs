@@ -4,68 +4,113 @@ use std::fmt::Write as _;
 
 use super::stats::{LatencySummary, format_ms};
 
+/// Latencies of the two queries every comparison times.
+#[derive(Clone, Copy, PartialEq, Debug, Default)]
+pub struct QueryLatencies {
+    /// "Last value of heart_rate for a twin".
+    pub last: Option<LatencySummary>,
+    /// "Hourly means of heart_rate over the query range for a twin".
+    pub hourly: Option<LatencySummary>,
+}
+
 /// What one system achieved in an ingest or query run.
 #[derive(Clone, PartialEq, Debug)]
 pub struct SystemResult {
     /// The system's name as printed.
     pub system: String,
-    /// Points acknowledged per second while sending the workload.
+    /// Points acknowledged per second while sending.
     pub points_per_sec: f64,
-    /// Bytes on disk per point after the system settled; `None` when not measured.
-    pub bytes_per_point: Option<f64>,
-    /// Latency of "last value of heart_rate for a twin".
-    pub last: Option<LatencySummary>,
-    /// Latency of "hourly mean of heart_rate over the workload for a twin".
-    pub hourly: Option<LatencySummary>,
+    /// Seconds from the first send to the last acknowledgement.
+    pub seconds: f64,
+    /// Bytes on disk per point, the server running, once it has flushed
+    /// and its files stopped changing; `None` when not measured.
+    pub bytes_running: Option<f64>,
+    /// Bytes on disk per point after a graceful stop, every file counted.
+    pub bytes_stopped: Option<f64>,
+    /// Seconds from starting the stopped system again to its first
+    /// healthy answer.
+    pub restart_secs: Option<f64>,
+    /// Queries right after the last write was acknowledged (Doppel: the
+    /// data still in its head).
+    pub fresh: QueryLatencies,
+    /// Queries once the system has flushed and settled.
+    pub settled: QueryLatencies,
 }
 
-/// Formats results as an aligned table, then a second table of ratios
-/// against the system named `baseline` when it is among the results.
+/// Formats results as two aligned tables (ingest and disk; query
+/// latencies fresh and settled), each followed by its ratios against the
+/// system named `baseline` when it is among the results.
 pub fn format_table(results: &[SystemResult], baseline: &str, hourly_label: &str) -> String {
-    let header = vec![
-        "system".to_owned(),
-        "points/s".to_owned(),
-        "bytes/point".to_owned(),
-        "last p50 ms".to_owned(),
-        "last p99 ms".to_owned(),
-        format!("{hourly_label} p50 ms"),
-        format!("{hourly_label} p99 ms"),
+    let base = results.iter().find(|r| r.system == baseline);
+    let ingest_header = ["points/s", "seconds", "B/pt flushed", "B/pt stopped", "restart s"];
+    let ingest = |r: &SystemResult| {
+        [Some(r.points_per_sec), Some(r.seconds), r.bytes_running, r.bytes_stopped, r.restart_secs]
+    };
+    let ingest_formats: [fn(f64) -> String; 5] = [
+        format_rate,
+        |s| format!("{s:.1}"),
+        |b| format!("{b:.2}"),
+        |b| format!("{b:.2}"),
+        |s| format!("{s:.2}"),
     ];
-    let mut rows: Vec<Vec<String>> = vec![header.clone()];
-    for r in results {
-        rows.push(vec![
-            r.system.clone(),
-            format_rate(r.points_per_sec),
-            r.bytes_per_point.map_or_else(dash, |b| format!("{b:.2}")),
-            r.last.map_or_else(dash, |l| format_ms(l.p50_ms)),
-            r.last.map_or_else(dash, |l| format_ms(l.p99_ms)),
-            r.hourly.map_or_else(dash, |l| format_ms(l.p50_ms)),
-            r.hourly.map_or_else(dash, |l| format_ms(l.p99_ms)),
-        ]);
-    }
-    let mut out = render(&rows);
-    if let Some(base) = results.iter().find(|r| r.system == baseline) {
-        let mut ratio_rows: Vec<Vec<String>> = vec![{
-            let mut h = header;
-            h[0] = format!("÷ {baseline}");
-            h
-        }];
-        for r in results {
-            ratio_rows.push(vec![
-                r.system.clone(),
-                ratio(Some(r.points_per_sec), Some(base.points_per_sec)),
-                ratio(r.bytes_per_point, base.bytes_per_point),
-                ratio(r.last.map(|l| l.p50_ms), base.last.map(|l| l.p50_ms)),
-                ratio(r.last.map(|l| l.p99_ms), base.last.map(|l| l.p99_ms)),
-                ratio(r.hourly.map(|l| l.p50_ms), base.hourly.map(|l| l.p50_ms)),
-                ratio(r.hourly.map(|l| l.p99_ms), base.hourly.map(|l| l.p99_ms)),
-            ]);
-        }
+    let query_header: Vec<String> =
+        [("fresh", "last"), ("fresh", hourly_label), ("settled", "last"), ("settled", hourly_label)]
+            .iter()
+            .flat_map(|(phase, query)| [format!("{phase} {query} p50"), format!("{phase} {query} p99")])
+            .collect();
+    let query = |r: &SystemResult| {
+        [r.fresh.last, r.fresh.hourly, r.settled.last, r.settled.hourly]
+            .into_iter()
+            .flat_map(|l| [l.map(|l| l.p50_ms), l.map(|l| l.p99_ms)])
+            .collect::<Vec<_>>()
+    };
+    let mut out = table(results, &ingest_header.map(str::to_owned), |r| {
+        ingest(r).iter().zip(ingest_formats).map(|(v, f)| v.map_or_else(dash, f)).collect()
+    });
+    if let Some(base) = base {
         out.push('\n');
-        out.push_str(&render(&ratio_rows));
-        out.push_str("(ratios: points/s higher is better; bytes/point and latencies lower is better)\n");
+        out.push_str(&ratio_table(results, baseline, &ingest_header.map(str::to_owned), |r| {
+            ingest(r).iter().zip(ingest(base)).map(|(v, b)| ratio(*v, b)).collect()
+        }));
+        out.push_str("(ratios: points/s higher is better; bytes/point and restart time lower is better)\n");
+    }
+    out.push_str("\nquery latency, ms (fresh: right after the last write; settled: after the flush)\n");
+    out.push_str(&table(results, &query_header, |r| {
+        query(r).into_iter().map(|v| v.map_or_else(dash, format_ms)).collect()
+    }));
+    if let Some(base) = base {
+        out.push('\n');
+        out.push_str(&ratio_table(results, baseline, &query_header, |r| {
+            query(r).into_iter().zip(query(base)).map(|(v, b)| ratio(v, b)).collect()
+        }));
+        out.push_str("(ratios: lower is better)\n");
     }
     out
+}
+
+/// A table with one row per system.
+fn table(
+    results: &[SystemResult],
+    header: &[String],
+    cells: impl Fn(&SystemResult) -> Vec<String>,
+) -> String {
+    let mut rows =
+        vec![std::iter::once("system".to_owned()).chain(header.iter().cloned()).collect::<Vec<_>>()];
+    rows.extend(results.iter().map(|r| std::iter::once(r.system.clone()).chain(cells(r)).collect()));
+    render(&rows)
+}
+
+/// A table of ratios against `baseline`, one row per system.
+fn ratio_table(
+    results: &[SystemResult],
+    baseline: &str,
+    header: &[String],
+    cells: impl Fn(&SystemResult) -> Vec<String>,
+) -> String {
+    let mut rows =
+        vec![std::iter::once(format!("÷ {baseline}")).chain(header.iter().cloned()).collect::<Vec<_>>()];
+    rows.extend(results.iter().map(|r| std::iter::once(r.system.clone()).chain(cells(r)).collect()));
+    render(&rows)
 }
 
 fn dash() -> String {
@@ -129,63 +174,68 @@ mod tests {
     use super::*;
 
     fn latency(p50: f64, p99: f64) -> Option<LatencySummary> {
-        Some(LatencySummary { count: 200, p50_ms: p50, p99_ms: p99, max_ms: p99 })
+        Some(LatencySummary { count: 200, p50_ms: p50, p99_ms: p99, p999_ms: p99, max_ms: p99 })
+    }
+
+    fn result(system: &str, points_per_sec: f64, bytes: Option<f64>, hourly_p50: f64) -> SystemResult {
+        let queries =
+            QueryLatencies { last: latency(0.5, 1.0), hourly: latency(hourly_p50, 2.0 * hourly_p50) };
+        SystemResult {
+            system: system.into(),
+            points_per_sec,
+            seconds: 30.0,
+            bytes_running: bytes,
+            bytes_stopped: bytes.map(|b| b + 0.1),
+            restart_secs: Some(0.25),
+            fresh: queries,
+            settled: queries,
+        }
     }
 
     #[test]
-    fn table_lists_every_system_and_ratios_against_the_baseline() {
+    fn tables_list_every_system_and_ratios_against_the_baseline() {
+        let mut influx = result("InfluxDB", 300_000.0, None, 40.0);
+        influx.settled.last = None;
         let results = [
-            SystemResult {
-                system: "Doppel".into(),
-                points_per_sec: 3_000_000.0,
-                bytes_per_point: Some(1.2),
-                last: latency(0.5, 1.0),
-                hourly: latency(2.0, 4.0),
-            },
-            SystemResult {
-                system: "VictoriaMetrics".into(),
-                points_per_sec: 1_500_000.0,
-                bytes_per_point: Some(0.8),
-                last: latency(1.0, 2.0),
-                hourly: latency(4.0, 8.0),
-            },
-            SystemResult {
-                system: "InfluxDB".into(),
-                points_per_sec: 300_000.0,
-                bytes_per_point: None,
-                last: None,
-                hourly: latency(40.0, 80.0),
-            },
+            result("Doppel", 3_000_000.0, Some(1.2), 2.0),
+            result("VictoriaMetrics", 1_500_000.0, Some(0.8), 4.0),
+            influx,
         ];
         let table = format_table(&results, "VictoriaMetrics", "hourly");
         let expected = "\
-system            points/s  bytes/point  last p50 ms  last p99 ms  hourly p50 ms  hourly p99 ms
-Doppel           3,000,000         1.20        0.500         1.00           2.00           4.00
-VictoriaMetrics  1,500,000         0.80         1.00         2.00           4.00           8.00
-InfluxDB           300,000            -            -            -          40.00          80.00
+system            points/s  seconds  B/pt flushed  B/pt stopped  restart s
+Doppel           3,000,000     30.0          1.20          1.30       0.25
+VictoriaMetrics  1,500,000     30.0          0.80          0.90       0.25
+InfluxDB           300,000     30.0             -             -       0.25
 
-÷ VictoriaMetrics  points/s  bytes/point  last p50 ms  last p99 ms  hourly p50 ms  hourly p99 ms
-Doppel                2.00x        1.50x        0.50x        0.50x          0.50x          0.50x
-VictoriaMetrics       1.00x        1.00x        1.00x        1.00x          1.00x          1.00x
-InfluxDB              0.20x            -            -            -         10.00x         10.00x
-(ratios: points/s higher is better; bytes/point and latencies lower is better)
+÷ VictoriaMetrics  points/s  seconds  B/pt flushed  B/pt stopped  restart s
+Doppel                2.00x    1.00x         1.50x         1.44x      1.00x
+VictoriaMetrics       1.00x    1.00x         1.00x         1.00x      1.00x
+InfluxDB              0.20x    1.00x             -             -      1.00x
+(ratios: points/s higher is better; bytes/point and restart time lower is better)
+
+query latency, ms (fresh: right after the last write; settled: after the flush)
+system           fresh last p50  fresh last p99  fresh hourly p50  fresh hourly p99  settled last p50  settled last p99  settled hourly p50  settled hourly p99
+Doppel                    0.500            1.00              2.00              4.00             0.500              1.00                2.00                4.00
+VictoriaMetrics           0.500            1.00              4.00              8.00             0.500              1.00                4.00                8.00
+InfluxDB                  0.500            1.00             40.00             80.00                 -                 -               40.00               80.00
+
+÷ VictoriaMetrics  fresh last p50  fresh last p99  fresh hourly p50  fresh hourly p99  settled last p50  settled last p99  settled hourly p50  settled hourly p99
+Doppel                      1.00x           1.00x             0.50x             0.50x             1.00x             1.00x               0.50x               0.50x
+VictoriaMetrics             1.00x           1.00x             1.00x             1.00x             1.00x             1.00x               1.00x               1.00x
+InfluxDB                    1.00x           1.00x            10.00x            10.00x                 -                 -              10.00x              10.00x
+(ratios: lower is better)
 ";
-        assert_eq!(table, expected);
+        assert_eq!(table, expected, "\n{table}");
     }
 
     #[test]
-    fn table_without_the_baseline_has_no_ratio_section() {
-        let results = [SystemResult {
-            system: "Doppel".into(),
-            points_per_sec: 10.0,
-            bytes_per_point: None,
-            last: None,
-            hourly: None,
-        }];
+    fn tables_without_the_baseline_have_no_ratio_section() {
+        let results = [result("Doppel", 10.0, None, 1.0)];
         let table = format_table(&results, "VictoriaMetrics", "year-hourly");
-        assert_eq!(table.lines().count(), 2);
+        assert!(!table.contains('÷'));
         assert!(table.starts_with("system"));
-        assert!(table.contains("year-hourly p99 ms"));
+        assert!(table.contains("settled year-hourly p99"));
     }
 
     #[test]

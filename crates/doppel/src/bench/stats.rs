@@ -18,6 +18,8 @@ pub struct LatencySummary {
     pub p50_ms: f64,
     /// 99th percentile.
     pub p99_ms: f64,
+    /// 99.9th percentile: the stalls a p99 hides.
+    pub p999_ms: f64,
     /// Largest sample.
     pub max_ms: f64,
 }
@@ -32,6 +34,7 @@ impl LatencySummary {
             count: samples_ms.len(),
             p50_ms: percentile(&samples_ms, 0.50)?,
             p99_ms: percentile(&samples_ms, 0.99)?,
+            p999_ms: percentile(&samples_ms, 0.999)?,
             max_ms: *samples_ms.last()?,
         })
     }
@@ -46,9 +49,10 @@ impl fmt::Display for LatencySummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "p50 {} ms, p99 {} ms, max {} ms ({} samples)",
+            "p50 {} ms, p99 {} ms, p99.9 {} ms, max {} ms ({} samples)",
             format_ms(self.p50_ms),
             format_ms(self.p99_ms),
+            format_ms(self.p999_ms),
             format_ms(self.max_ms),
             self.count
         )
@@ -114,6 +118,7 @@ mod tests {
         assert_eq!(summary.count, 5);
         assert_eq!(summary.p50_ms, 3.0);
         assert_eq!(summary.p99_ms, 5.0);
+        assert_eq!(summary.p999_ms, 5.0);
         assert_eq!(summary.max_ms, 5.0);
         assert!(LatencySummary::from_millis(vec![f64::INFINITY]).is_none());
         assert!(LatencySummary::from_millis(Vec::new()).is_none());

@@ -11,7 +11,9 @@ use serde_json::Value as Json;
 use tokio::process::Command;
 
 use super::influx_config::{apply_settings, benchmark_settings};
-use super::process::{ChildGuard, DiskUsage, TempDir, disk_usage, free_port, wait_ready};
+use super::process::{
+    ChildGuard, DiskUsage, MemoryUsage, TempDir, disk_usage, free_port, memory_usage_of, wait_ready,
+};
 use super::workload::QUERY_SIGNAL;
 
 /// Database the InfluxDB peer writes into.
@@ -25,9 +27,6 @@ const SETTLE_STABLE_MS: u64 = 15_000;
 /// Longest wait for a peer's background flush and compaction to finish;
 /// past it the bytes are measured as they are, with a warning.
 const SETTLE_MAX_MS: u64 = 120_000;
-/// Longest `doppel compact` run; a year of one series or a week of 200
-/// people compacts in seconds, so minutes mean something is wrong.
-const COMPACT_TIMEOUT_MS: u64 = 600_000;
 /// Interval between size probes while settling.
 const SETTLE_POLL_MS: u64 = 1_000;
 
@@ -126,11 +125,35 @@ pub struct RunningSystem {
     data_dir: PathBuf,
     base_url: String,
     options: StartOptions,
-    /// Doppel's admin token, given to the server it starts and sent with
-    /// every request to it; `None` for the peers, which run without
-    /// authentication as they do by default.
-    token: Option<String>,
+    /// Doppel's admin token, given to the server it starts and used only
+    /// by the operator's steps (issuing tokens, flushing, metrics), never
+    /// for the writes and queries measured; `None` for the peers, which
+    /// run without authentication as they do by default.
+    admin: Option<String>,
 }
+
+/// The credentials measured requests carry: what people and gateways
+/// hold, never the admin token. Empty for systems without authentication.
+#[derive(Clone, Debug, Default)]
+pub struct Credentials {
+    /// Each person's own token (user = the person, scopes read and write,
+    /// limited to their twin), by person index.
+    pub people: Vec<String>,
+    /// A gateway's token (user `gateway`, scopes read and write, any twin
+    /// it creates: it becomes their owner).
+    pub gateway: Option<String>,
+}
+
+impl Credentials {
+    /// The token for person `person`'s requests; the gateway's for
+    /// requests of no one person, or when people have none.
+    pub fn for_person(&self, person: Option<usize>) -> Option<&str> {
+        person.and_then(|p| self.people.get(p)).or(self.gateway.as_ref()).map(String::as_str)
+    }
+}
+
+/// Most token requests in flight while issuing people's tokens.
+const ISSUE_CONCURRENCY: usize = 8;
 
 impl RunningSystem {
     /// Starts the system in a fresh temporary directory and waits until it
@@ -143,7 +166,7 @@ impl RunningSystem {
         };
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("cannot create {}", data_dir.display()))?;
-        let token = match kind {
+        let admin = match kind {
             SystemKind::Doppel { secured: true } => Some(crate::token::generate()?),
             SystemKind::Doppel { secured: false } | SystemKind::VictoriaMetrics | SystemKind::InfluxDb => {
                 None
@@ -156,7 +179,7 @@ impl RunningSystem {
             data_dir,
             base_url: String::new(),
             options: options.clone(),
-            token,
+            admin,
         };
         system.launch(client).await?;
         if kind == SystemKind::InfluxDb {
@@ -183,7 +206,7 @@ impl RunningSystem {
                 if self.kind == (SystemKind::Doppel { secured: false }) {
                     command.arg("--no-auth").arg("--no-encryption");
                 }
-                if let Some(token) = &self.token {
+                if let Some(token) = &self.admin {
                     command.env(crate::serve::ADMIN_TOKEN_VARIABLE, token);
                 }
                 (command, "/health")
@@ -254,74 +277,138 @@ impl RunningSystem {
         &self.base_url
     }
 
-    /// The credential requests to this system carry, if it needs one.
-    pub fn token(&self) -> Option<&str> {
-        self.token.as_deref()
-    }
-
-    /// `request` with this system's credential, if it needs one.
-    pub fn authorize(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match &self.token {
+    /// `request` with `token`, if the system needs one.
+    pub fn authorize(request: reqwest::RequestBuilder, token: Option<&str>) -> reqwest::RequestBuilder {
+        match token {
             Some(token) => request.bearer_auth(token),
             None => request,
         }
     }
 
-    /// Brings the system's files to their resting state before their bytes
-    /// are measured; returns a note on how, for the report.
+    /// `request` with the admin token, for the operator's steps.
+    fn as_admin(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        Self::authorize(request, self.admin.as_deref())
+    }
+
+    /// Issues the tokens the measured requests carry, through the API as
+    /// an operator would: one per person in `people` (twin id = user) when
+    /// `per_person`, and one gateway token. Nothing for systems without
+    /// authentication.
+    pub async fn issue_credentials(
+        &self,
+        client: &reqwest::Client,
+        people: &[String],
+        per_person: bool,
+    ) -> Result<Credentials> {
+        if self.admin.is_none() {
+            return Ok(Credentials::default());
+        }
+        let gateway = self
+            .issue_token(
+                client,
+                serde_json::json!({"name": "bench-gateway", "user": "gateway", "scopes": ["read", "write"]}),
+            )
+            .await?;
+        let mut tokens = Vec::with_capacity(if per_person { people.len() } else { 0 });
+        for batch in people.chunks(ISSUE_CONCURRENCY).take_while(|_| per_person) {
+            let issued = futures_util::future::join_all(batch.iter().map(|person| {
+                self.issue_token(
+                    client,
+                    serde_json::json!({
+                        "name": format!("{person}-phone"), "user": person, "scopes": ["read", "write"], "twins": [person],
+                    }),
+                )
+            }))
+            .await;
+            for token in issued {
+                tokens.push(token?);
+            }
+        }
+        Ok(Credentials { people: tokens, gateway: Some(gateway) })
+    }
+
+    async fn issue_token(&self, client: &reqwest::Client, body: Json) -> Result<String> {
+        let response =
+            self.as_admin(client.post(format!("{}/api/v1/tokens", self.base_url))).json(&body).send().await?;
+        let answer = ensure_success(response, "Doppel POST /api/v1/tokens").await?;
+        answer["token"].as_str().map(str::to_owned).context("POST /api/v1/tokens answered without a token")
+    }
+
+    /// Brings the system's files to rest while it keeps running, before
+    /// their bytes are measured; returns a note on how, for the report.
     ///
-    /// - Doppel: graceful stop, then `doppel compact` (flushes the head into
-    ///   segments and compacts them); restarted by [`Self::reopen`].
-    /// - VictoriaMetrics: `/internal/force_flush`, then wait until the data
-    ///   directory stops changing (background merges).
+    /// - Doppel: `POST /api/v1/admin/flush` (the head into a segment), then
+    ///   wait until the data directory stops changing (background
+    ///   compaction).
+    /// - VictoriaMetrics: `/internal/force_flush`, then the same wait.
     /// - InfluxDB 1.x has no flush endpoint: the benchmark configures short
     ///   cold durations (cache snapshot after 5 s, full compaction after
-    ///   10 s idle) and waits until the directory stops changing.
+    ///   10 s idle) and waits the same way.
     pub async fn settle(&mut self, client: &reqwest::Client) -> Result<String> {
-        match self.kind {
+        let flush = match self.kind {
             SystemKind::Doppel { .. } => {
-                if let Some(mut child) = self.child.take() {
-                    let status = child.stop().await?;
-                    if !status.success() {
-                        tracing::warn!(%status, "doppel serve did not exit cleanly");
-                    }
-                }
-                let exe = std::env::current_exe()?;
-                let log = self.dir.path().join("compact.log");
-                let mut command = Command::new(exe);
-                command.arg("compact").arg("--data").arg(&self.data_dir);
-                for var in SETTINGS_VARIABLES {
-                    command.env_remove(var);
-                }
-                if self.kind == (SystemKind::Doppel { secured: false }) {
-                    command.arg("--no-encryption");
-                }
-                let mut compact = ChildGuard::spawn("doppel compact", &mut command, &log)?;
-                let status = compact.wait_exit(Duration::from_millis(COMPACT_TIMEOUT_MS)).await?;
-                if !status.success() {
-                    bail!("`doppel compact` failed ({status}):\n{}", super::process::log_tail(&log));
-                }
-                Ok("stopped, then `doppel compact`".to_owned())
+                let response = self
+                    .as_admin(client.post(format!("{}/api/v1/admin/flush", self.base_url)))
+                    .send()
+                    .await?;
+                ensure_success(response, "Doppel POST /api/v1/admin/flush").await?;
+                "POST /api/v1/admin/flush, then "
             }
             SystemKind::VictoriaMetrics => {
                 let response = client.get(format!("{}/internal/force_flush", self.base_url)).send().await?;
                 ensure_success(response, "VictoriaMetrics force_flush").await?;
-                let waited = wait_until_stable(&self.data_dir).await?;
-                Ok(format!("/internal/force_flush, then {waited}"))
+                "/internal/force_flush, then "
             }
-            SystemKind::InfluxDb => {
-                let waited = wait_until_stable(&self.data_dir).await?;
-                Ok(format!("no flush API; short cold durations, then {waited}"))
-            }
-        }
+            SystemKind::InfluxDb => "no flush API; short cold durations, then ",
+        };
+        let waited = wait_until_stable(&self.data_dir).await?;
+        Ok(format!("{flush}{waited}"))
     }
 
-    /// Makes the system answer queries again after [`Self::settle`].
-    pub async fn reopen(&mut self, client: &reqwest::Client) -> Result<()> {
-        if self.child.is_none() {
-            self.launch(client).await?;
+    /// Stops the system gracefully (Doppel flushes its head at stop),
+    /// measures its files at rest, and starts it again on the same data;
+    /// answers the usage and how long the start took until healthy.
+    pub async fn restart(&mut self, client: &reqwest::Client) -> Result<(DiskUsage, Duration)> {
+        if let Some(mut child) = self.child.take() {
+            let status = child.stop().await?;
+            if !status.success() {
+                bail!(
+                    "{} did not stop cleanly ({status}):\n{}",
+                    self.kind.label(),
+                    super::process::log_tail(child.log())
+                );
+            }
         }
-        Ok(())
+        let usage = self.disk_usage()?;
+        let started = Instant::now();
+        self.launch(client).await?;
+        Ok((usage, started.elapsed()))
+    }
+
+    /// One metric of Doppel's `/metrics` (summed over its labels), read
+    /// with the admin token; `None` for the peers or an unknown name.
+    pub async fn doppel_metric(&self, client: &reqwest::Client, name: &str) -> Result<Option<f64>> {
+        if !matches!(self.kind, SystemKind::Doppel { .. }) {
+            return Ok(None);
+        }
+        let response = self.as_admin(client.get(format!("{}/metrics", self.base_url))).send().await?;
+        let status = response.status();
+        let text = response.text().await?;
+        if !status.is_success() {
+            bail!("Doppel /metrics answered {status}: {text}");
+        }
+        let samples: Vec<f64> = text
+            .lines()
+            .filter(|line| line.split([' ', '{']).next() == Some(name))
+            .filter_map(|line| line.rsplit(' ').next()?.parse().ok())
+            .collect();
+        Ok((!samples.is_empty()).then(|| samples.iter().sum()))
+    }
+
+    /// Resident memory of the system's process.
+    pub fn memory_usage(&self) -> Result<MemoryUsage> {
+        let pid = self.child.as_ref().and_then(ChildGuard::id).context("the system is not running")?;
+        memory_usage_of(&pid.to_string())
     }
 
     /// Bytes of the system's data directory.
@@ -343,12 +430,13 @@ impl RunningSystem {
         &self,
         client: &reqwest::Client,
         twin: &str,
+        token: Option<&str>,
         to: Timestamp,
     ) -> reqwest::RequestBuilder {
         match self.kind {
             // Doppel keeps each twin's newest values as live state.
             SystemKind::Doppel { .. } => {
-                self.authorize(client.get(format!("{}/api/v1/twins/{twin}", self.base_url)))
+                Self::authorize(client.get(format!("{}/api/v1/twins/{twin}", self.base_url)), token)
             }
             SystemKind::VictoriaMetrics => client.get(format!("{}/api/v1/query", self.base_url)).query(&[
                 ("query", format!("last_over_time({QUERY_SIGNAL}{{twin=\"{twin}\"}}[30d])")),
@@ -367,17 +455,19 @@ impl RunningSystem {
         &self,
         client: &reqwest::Client,
         twin: &str,
+        token: Option<&str>,
         from: Timestamp,
         to: Timestamp,
     ) -> reqwest::RequestBuilder {
         match self.kind {
-            SystemKind::Doppel { .. } => self.authorize(
+            SystemKind::Doppel { .. } => Self::authorize(
                 client.get(format!("{}/api/v1/twins/{twin}/signals/{QUERY_SIGNAL}", self.base_url)).query(&[
                     ("from", from.as_nanos().to_string()),
                     ("to", to.as_nanos().to_string()),
                     ("every", "1h".to_owned()),
                     ("agg", "mean".to_owned()),
                 ]),
+                token,
             ),
             SystemKind::VictoriaMetrics => {
                 client.get(format!("{}/api/v1/query_range", self.base_url)).query(&[
@@ -404,13 +494,14 @@ impl RunningSystem {
         &self,
         client: &reqwest::Client,
         twins: &[String],
+        credentials: &Credentials,
         from: Timestamp,
         to: Timestamp,
     ) -> Result<u64> {
         match self.kind {
             SystemKind::Doppel { .. } => {
                 let mut total = 0u64;
-                for twin in twins {
+                for (person, twin) in twins.iter().enumerate() {
                     let request = client
                         .get(format!("{}/api/v1/twins/{twin}/signals/{QUERY_SIGNAL}", self.base_url))
                         .query(&[
@@ -418,7 +509,8 @@ impl RunningSystem {
                             ("to", to.as_nanos().to_string()),
                             ("agg", "count".to_owned()),
                         ]);
-                    let response = self.authorize(request).send().await?;
+                    let response =
+                        Self::authorize(request, credentials.for_person(Some(person))).send().await?;
                     if response.status() == reqwest::StatusCode::NOT_FOUND {
                         continue;
                     }

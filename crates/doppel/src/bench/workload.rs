@@ -1,15 +1,10 @@
 //! The data every system receives: points generated once, encoded once as
 //! line-protocol request bodies, and sent byte-identical to each system.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 use bytes::Bytes;
 use doppel_model::{Point, Provenance, SignalName, Timestamp, TwinId, Value};
 use doppel_protocols::line_protocol::encode_point;
-use doppel_synth::{PersonSimulator, Population, PopulationConfig};
-use indicatif::ProgressBar;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -74,18 +69,6 @@ impl BatchEncoder {
         self.line = line;
     }
 
-    /// Appends lines encoded elsewhere (by a generator thread), with the
-    /// per-line facts the encoder keeps counts of.
-    pub fn push_encoded(&mut self, encoded: &EncodedPerson) {
-        for line in encoded.text.split_inclusive('\n') {
-            // Counted per person already; only the cut needs lines here.
-            self.append(line);
-        }
-        self.workload.query_signal_points += encoded.query_signal_points;
-        self.min_ns = self.min_ns.min(encoded.min_ns);
-        self.max_ns = self.max_ns.max(encoded.max_ns);
-    }
-
     fn push_line(&mut self, line: &str, is_query_signal: bool, time_ns: i64) {
         self.append(line);
         self.workload.query_signal_points += u64::from(is_query_signal);
@@ -133,91 +116,12 @@ impl BatchEncoder {
     }
 }
 
-/// One person's points encoded by a generator thread.
-#[derive(Clone, Debug, Default)]
-pub struct EncodedPerson {
-    /// Whose points they are.
-    pub twin: Option<TwinId>,
-    /// Lines, each ending in `\n`.
-    pub text: String,
-    /// Points of [`QUERY_SIGNAL`].
-    pub query_signal_points: u64,
-    /// Earliest point time.
-    pub min_ns: i64,
-    /// Latest point time.
-    pub max_ns: i64,
-}
-
 /// The midnight (UTC) `days` days before today's, so a workload ends
 /// before now: peers refuse or hide points from the future, and a recent
 /// history is what a live product holds.
 pub fn history_start(days: u32) -> Timestamp {
     let today = Timestamp::now().as_nanos().div_euclid(NANOS_PER_DAY) * NANOS_PER_DAY;
     Timestamp::from_nanos(today - i64::from(days) * NANOS_PER_DAY)
-}
-
-/// Generates the synthetic wearable population with doppel-synth and
-/// encodes it: people are simulated in parallel (each person independently
-/// seeded, so the result does not depend on the thread count), then their
-/// lines are cut into bodies in person order.
-pub fn wearable_workload(
-    config: &PopulationConfig,
-    batch_lines: usize,
-    progress: &ProgressBar,
-) -> Result<Workload> {
-    let population = Population::generate(config);
-    let end = config.history_end();
-    let people = population.people.len();
-    let slots: Vec<Mutex<Option<EncodedPerson>>> = (0..people).map(|_| Mutex::new(None)).collect();
-    let next = AtomicUsize::new(0);
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(people.max(1));
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                let mut points = Vec::new();
-                loop {
-                    let index = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(profile) = population.people.get(index) else { break };
-                    points.clear();
-                    PersonSimulator::new(profile, config.seed).advance(end, &mut points);
-                    let encoded = encode_person(&profile.id, &points);
-                    if let Ok(mut slot) = slots[index].lock() {
-                        *slot = Some(encoded);
-                    }
-                    progress.inc(1);
-                }
-            });
-        }
-    });
-    let mut encoder = BatchEncoder::new(batch_lines);
-    for slot in slots {
-        let encoded = slot
-            .into_inner()
-            .ok()
-            .flatten()
-            .ok_or_else(|| anyhow!("a generator thread failed; no points for one person"))?;
-        if let Some(twin) = &encoded.twin {
-            encoder.add_twin(twin);
-        }
-        encoder.push_encoded(&encoded);
-    }
-    Ok(encoder.finish())
-}
-
-fn encode_person(twin: &TwinId, points: &[Point]) -> EncodedPerson {
-    let mut encoded = EncodedPerson {
-        twin: Some(twin.clone()),
-        min_ns: i64::MAX,
-        max_ns: i64::MIN,
-        ..EncodedPerson::default()
-    };
-    for point in points {
-        encode_point(&mut encoded.text, point);
-        encoded.query_signal_points += u64::from(point.signal.as_str() == QUERY_SIGNAL);
-        encoded.min_ns = encoded.min_ns.min(point.time.as_nanos());
-        encoded.max_ns = encoded.max_ns.max(point.time.as_nanos());
-    }
-    encoded
 }
 
 /// One heart-rate series of `minutes` one-minute points for `twin`,
@@ -314,21 +218,6 @@ mod tests {
     }
 
     #[test]
-    fn pre_encoded_people_are_cut_the_same_as_points_pushed_one_by_one() {
-        let points = minute_heart_rate(&twin(), Timestamp::from_secs(0), 1000, 2).unwrap();
-        let direct = encode_workload(&points, 300);
-        let mut encoder = BatchEncoder::new(300);
-        encoder.add_twin(&twin());
-        encoder.push_encoded(&encode_person(&twin(), &points[..600]));
-        encoder.push_encoded(&encode_person(&twin(), &points[600..]));
-        let joined = encoder.finish();
-        assert_eq!(joined.batches, direct.batches);
-        assert_eq!(joined.points, direct.points);
-        assert_eq!(joined.query_signal_points, direct.query_signal_points);
-        assert_eq!((joined.from, joined.to), (direct.from, direct.to));
-    }
-
-    #[test]
     fn minute_heart_rate_is_deterministic_whole_and_plausible() {
         let a = minute_heart_rate(&twin(), Timestamp::from_secs(0), 2880, 7).unwrap();
         let b = minute_heart_rate(&twin(), Timestamp::from_secs(0), 2880, 7).unwrap();
@@ -337,32 +226,6 @@ mod tests {
         assert_ne!(a, c);
         assert!(a.iter().all(|p| p.value.get().fract() == 0.0 && (35.0..=200.0).contains(&p.value.get())));
         assert!(a.windows(2).all(|w| w[1].time.as_nanos() - w[0].time.as_nanos() == NANOS_PER_MINUTE));
-    }
-
-    #[test]
-    fn wearable_workload_is_deterministic_and_counts_its_points() {
-        let config = PopulationConfig { people: 3, days: 1, seed: 5, ..PopulationConfig::default() };
-        let a = wearable_workload(&config, 1000, &ProgressBar::hidden()).unwrap();
-        let b = wearable_workload(&config, 1000, &ProgressBar::hidden()).unwrap();
-        assert_eq!(a.batches, b.batches);
-        assert_eq!(a.twins, ["p0001", "p0002", "p0003"]);
-        let mut points = 0u64;
-        let mut heart_rate = 0u64;
-        for body in &a.batches {
-            let batch =
-                doppel_protocols::line_protocol::parse(body, Precision::Ns, Timestamp::from_secs(0)).unwrap();
-            points += batch.point_count() as u64;
-            heart_rate += batch
-                .series
-                .iter()
-                .filter(|s| s.key.signal.as_str() == QUERY_SIGNAL)
-                .map(|s| s.samples.len() as u64)
-                .sum::<u64>();
-        }
-        assert_eq!(points, a.points);
-        assert_eq!(heart_rate, a.query_signal_points);
-        assert!(heart_rate > 0 && heart_rate < points);
-        assert!(a.from >= config.start && a.to <= config.history_end().add_nanos(1));
     }
 
     #[test]
