@@ -60,12 +60,14 @@
 //!
 //! This crate decides; it does not serve or log. [`Tokens`] and
 //! [`Policies`] are in-memory sets that serialize to JSON; [`AuthStore`]
-//! keeps both in one file, rewritten atomically after each change. The server calls [`Authenticator::authenticate`] once per
+//! keeps both in a snapshot file and a log of the frequent changes since
+//! ([`AuthChange`]: owners of new twins, tokens made and revoked). The server calls [`Authenticator::authenticate`] once per
 //! request and [`Policies::authorize`] (or [`Policies::signal_filter`]) for
 //! everything it touches. Time is always passed in, never read, so every
 //! decision can be tested and replayed.
 
 mod authenticator;
+mod change;
 mod credential;
 mod error;
 pub mod jwt;
@@ -79,12 +81,13 @@ pub mod token;
 mod tokens;
 
 pub use authenticator::Authenticator;
+pub use change::AuthChange;
 pub use credential::{Credential, Jwt, MAX_CREDENTIAL_BYTES, parse_authorization, parse_credential};
 pub use error::AuthError;
 pub use jwt::{JwtAlgorithm, JwtConfig, JwtKeys, JwtVerifier, PemKeyConfig};
 pub use names::{GroupName, MAX_NAME_BYTES, TokenName, UserName};
 pub use permission::{Permission, Permissions};
-pub use persist::{AuthState, AuthStore, MAX_STATE_BYTES, STATE_FILE};
+pub use persist::{AuthState, AuthStore, LOG_FILE, Loaded, MAX_STATE_BYTES, STATE_FILE};
 pub use policy::{
     Action, Allowance, Decision, Denial, Grant, GrantId, NewGrant, Policies, Resource, SignalFilter,
     SignalPattern, Subject, Target,

@@ -53,13 +53,26 @@ impl Tokens {
         new: NewToken,
         now: Timestamp,
     ) -> Result<(SecretToken, &TokenRecord), AuthError> {
+        let (secret, record) = self.mint(new, now)?;
+        Ok((secret, self.records.entry(record.id).or_insert(record)))
+    }
+
+    /// Makes a token whose id no record holds, without keeping it: the
+    /// caller makes the record durable first, then [`Tokens::insert`]s it.
+    pub fn mint(&self, new: NewToken, now: Timestamp) -> Result<(SecretToken, TokenRecord), AuthError> {
         for _ in 0..ID_ATTEMPTS {
             let (secret, record) = generate(new.clone(), now)?;
             if !self.records.contains_key(&record.id) {
-                return Ok((secret, self.records.entry(record.id).or_insert(record)));
+                return Ok((secret, record));
             }
         }
         Err(AuthError::Entropy("token ids keep colliding".to_owned()))
+    }
+
+    /// Keeps `record` (minted, or read back from the change log), replacing
+    /// any record of its id.
+    pub fn insert(&mut self, record: TokenRecord) {
+        self.records.insert(record.id, record);
     }
 
     /// The record of token `id`.

@@ -19,7 +19,7 @@ fn with_token(state: &mut AuthState, user: &str) {
 }
 
 fn token_count(store: &AuthStore) -> usize {
-    store.load().unwrap().tokens.len()
+    store.load().unwrap().state.tokens.len()
 }
 
 #[test]
@@ -66,4 +66,46 @@ fn a_state_directory_that_cannot_be_created_fails_the_save() {
     assert!(error.to_string().contains("create the directory of"), "{error}");
     drop(armed);
     store.save(&AuthState::default()).unwrap();
+}
+
+fn claim(twin: &str) -> doppel_auth::AuthChange {
+    doppel_auth::AuthChange::Claim {
+        owner: "user:alice".parse().unwrap(),
+        twins: vec![doppel_model::TwinId::new(twin).unwrap()],
+    }
+}
+
+fn owned(store: &AuthStore) -> Vec<String> {
+    store.load().unwrap().state.policies.twins().map(ToString::to_string).collect()
+}
+
+#[test]
+fn a_log_append_that_meets_a_fault_is_refused_and_cut_and_the_next_one_lands() {
+    for fault in [Fault::Enospc, Fault::ShortWrite] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = AuthStore::new(dir.path().join("auth"));
+        store.save(&AuthState::default()).unwrap();
+        store.append(&[claim("kept")]).unwrap();
+        let armed = arm(&store.log_path(), Op::Write, fault, Trigger::Nth(1));
+        let error = store.append(&[claim("refused")]).unwrap_err();
+        assert!(error.to_string().contains("state.log"), "{error}");
+        drop(armed);
+        store.append(&[claim("after")]).unwrap();
+        assert_eq!(owned(&AuthStore::new(dir.path().join("auth"))), ["after", "kept"], "{fault:?}");
+    }
+}
+
+#[test]
+fn after_a_failed_log_fsync_every_append_is_refused_and_nothing_acknowledged_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = AuthStore::new(dir.path().join("auth"));
+    store.save(&AuthState::default()).unwrap();
+    store.append(&[claim("kept")]).unwrap();
+    let armed = arm(&store.log_path(), Op::Sync, Fault::Eio, Trigger::Nth(1));
+    assert!(store.append(&[claim("unsure")]).is_err());
+    drop(armed);
+    let error = store.append(&[claim("later")]).unwrap_err();
+    assert!(error.to_string().contains("earlier fsync"), "{error}");
+    let reloaded = owned(&AuthStore::new(dir.path().join("auth")));
+    assert!(reloaded.contains(&"kept".to_owned()) && !reloaded.contains(&"later".to_owned()), "{reloaded:?}");
 }

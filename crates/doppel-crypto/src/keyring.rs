@@ -11,14 +11,34 @@
 //! associated data = magic ‖ shard index (u8) ‖ master key id
 //! ```
 //!
+//! New keys are not written into their shards at once: each
+//! [`Keyring::create_many`] appends one record to `<dir>/keys.log` (a
+//! `doppel_fs::log`) with one fsync, so creating a key costs the same with
+//! a million keys as with one:
+//!
+//! ```text
+//! header = [magic "DPLKLOG1"][master key id, 8 bytes]
+//! record payload = sealed(u32 LE count, then count × (u64 LE twin number, 32-byte key))
+//! associated data = magic ‖ master key id ‖ u64 LE record offset
+//! ```
+//!
+//! The log is folded into the shards (every shard holding a logged key is
+//! rewritten, then an empty log replaces the old one) once it holds more
+//! than [`MIN_FOLDED_KEYS`] and a quarter of all keys, so folding costs
+//! O(1) per key, amortised; and at once by `destroy` of a logged key and
+//! by `rotate`. Opening replays the log after the shards; a torn last
+//! record (a crash during its append, never acknowledged) is cut off and
+//! reported by [`Keyring::torn_log_at`].
+//!
 //! A shard is replaced atomically (temporary file, fsync, rename, fsync of
 //! the directory) before the call that changed it returns, so a destroyed
 //! key is gone from the keyring when `destroy` returns.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use parking_lot::{Mutex, RwLock};
+use doppel_fs::log::Appender;
+use parking_lot::{Mutex, MutexGuard, RwLock};
 use zeroize::Zeroizing;
 
 use crate::key::KEY_BYTES;
@@ -30,15 +50,31 @@ const SHARDS: usize = crate::KEYRING_SHARDS as usize;
 const MAGIC: &[u8; 8] = b"DPLKEY01";
 const HEADER_BYTES: usize = 16;
 const ENTRY_BYTES: usize = 8 + KEY_BYTES;
+const LOG_FILE: &str = "keys.log";
+const LOG_MAGIC: &[u8; 8] = b"DPLKLOG1";
+/// The log is folded into the shards only once it holds more keys than
+/// this (and a quarter of all keys): rewriting the shards for a few keys
+/// would cost more than replaying them at start.
+pub const MIN_FOLDED_KEYS: usize = 4096;
 
 /// Data keys by twin number, persisted under the master key.
 pub struct Keyring {
     dir: PathBuf,
     master: RwLock<MasterKey>,
     shards: Box<[RwLock<BTreeMap<u64, DataKey>>]>,
-    /// Serialises shard rewrites so two changes to one shard cannot race
-    /// their renames.
-    writing: Mutex<()>,
+    /// Serialises every change on disk (log appends, shard rewrites), so
+    /// two changes to one file cannot race.
+    writing: Mutex<KeyLog>,
+    torn_log_at: Option<u64>,
+}
+
+/// The key log being appended to.
+#[derive(Default)]
+struct KeyLog {
+    /// `None` until the first append creates it when none was loaded.
+    appender: Option<Appender>,
+    /// The numbers whose keys the log holds and their shards may not.
+    numbers: BTreeSet<u64>,
 }
 
 fn shard_of(number: u64) -> usize {
@@ -63,11 +99,12 @@ impl Keyring {
     /// resealed under `master`, which completes an interrupted rotation.
     pub fn open(dir: &Path, master: MasterKey, previous: Vec<MasterKey>) -> Result<Self, CryptoError> {
         create_private_dir(dir)?;
-        let keyring = Self {
+        let mut keyring = Self {
             dir: dir.to_path_buf(),
             master: RwLock::new(master),
             shards: (0..SHARDS).map(|_| RwLock::new(BTreeMap::new())).collect(),
-            writing: Mutex::new(()),
+            writing: Mutex::new(KeyLog::default()),
+            torn_log_at: None,
         };
         let mut stale = Vec::new();
         for shard in 0..SHARDS {
@@ -86,10 +123,73 @@ impl Keyring {
                 stale.push(shard);
             }
         }
-        for shard in stale {
-            keyring.persist(shard)?;
+        let log_current = keyring.replay_log(&previous)?;
+        let mut log = keyring.writing.lock();
+        if !log_current {
+            // Sealed under an earlier master: fold it, under the current one.
+            stale.extend(log.numbers.iter().map(|&n| shard_of(n)));
         }
+        stale.sort_unstable();
+        stale.dedup();
+        for shard in stale {
+            keyring.persist(&log, shard)?;
+        }
+        if !log_current {
+            keyring.fold(&mut log)?;
+        }
+        drop(log);
         Ok(keyring)
+    }
+
+    /// Adds the keys of the log to the shards; answers whether the log (if
+    /// any) is sealed under the current master key.
+    fn replay_log(&mut self, previous: &[MasterKey]) -> Result<bool, CryptoError> {
+        let path = self.dir.join(LOG_FILE);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+            Err(e) => return Err(CryptoError::Io { op: "read", path, source: e }),
+        };
+        let corrupt = |reason: String| CryptoError::CorruptShard { path: path.clone(), reason };
+        if bytes.len() < HEADER_BYTES || &bytes[..8] != LOG_MAGIC {
+            return Err(corrupt("missing key log magic".into()));
+        }
+        let current = self.master.read();
+        let master = find_master(&path, &bytes[8..16], &current, previous)?;
+        let records = doppel_fs::log::read(&bytes, HEADER_BYTES)
+            .map_err(|damaged| corrupt(format!("the record at byte {} does not verify", damaged.offset)))?;
+        let log = self.writing.get_mut();
+        for record in &records.records {
+            let payload = Zeroizing::new(
+                open_with(master.bytes(), &log_aad(master.id(), record.offset), record.payload).map_err(
+                    |_| {
+                        corrupt(format!(
+                            "the record at byte {} does not open under its master key",
+                            record.offset
+                        ))
+                    },
+                )?,
+            );
+            let keys = decode_keys(&payload)
+                .map_err(|reason| corrupt(format!("the record at byte {}: {reason}", record.offset)))?;
+            for (number, key) in keys {
+                self.shards[shard_of(number)].get_mut().insert(number, key);
+                log.numbers.insert(number);
+            }
+        }
+        let under_current = master.id() == current.id();
+        drop(current);
+        // Opening after the whole records cuts a torn one off, durably.
+        log.appender = Some(Appender::open(&path, records.end).map_err(fs_error)?);
+        self.torn_log_at = records.torn_at;
+        Ok(under_current)
+    }
+
+    /// The offset of a torn last record of the key log that opening cut
+    /// off: keys of a creation that crashed before it returned. The caller
+    /// reports it.
+    pub fn torn_log_at(&self) -> Option<u64> {
+        self.torn_log_at
     }
 
     /// The id of the master key new shards are sealed under.
@@ -137,54 +237,101 @@ impl Keyring {
         Ok(created.remove(0))
     }
 
-    /// Creates keys for several new numbers, rewriting each affected shard
-    /// once. Fails without creating any when one of them already has a key.
+    /// Creates keys for several new numbers, durably, with one appended
+    /// record of the key log and one fsync. Fails without creating any
+    /// when one of them already has a key.
     pub fn create_many(&self, numbers: &[u64]) -> Result<Vec<DataKey>, CryptoError> {
+        let mut log = self.writing.lock();
         if let Some(&taken) = numbers.iter().find(|&&n| self.get(n).is_some()) {
             return Err(CryptoError::KeyExists(taken));
         }
         let keys = numbers.iter().map(|_| DataKey::generate()).collect::<Result<Vec<_>, _>>()?;
-        let mut touched: Vec<usize> = numbers.iter().map(|&n| shard_of(n)).collect();
-        touched.sort_unstable();
-        touched.dedup();
+        let mut payload = Zeroizing::new(Vec::with_capacity(4 + numbers.len() * ENTRY_BYTES));
+        encode_keys(&mut payload, numbers.iter().copied().zip(&keys));
+        let path = self.dir.join(LOG_FILE);
+        let appender = match &mut log.appender {
+            Some(appender) => appender,
+            empty => empty.insert(self.create_log()?),
+        };
+        let master = self.master.read();
+        let sealed = seal_with(master.bytes(), &log_aad(master.id(), appender.bytes()), &payload)?;
+        drop(master);
+        appender.append(&sealed).map_err(|e| CryptoError::Io {
+            op: e.op.as_str(),
+            path,
+            source: e.source,
+        })?;
         for (&number, key) in numbers.iter().zip(&keys) {
             self.shards[shard_of(number)].write().insert(number, key.clone());
+            log.numbers.insert(number);
         }
-        if let Err(e) = touched.into_iter().try_for_each(|shard| self.persist(shard)) {
-            // None of the keys is handed out, so none may stay: a retry
-            // with the same numbers must not find them taken.
-            for &number in numbers {
-                self.shards[shard_of(number)].write().remove(&number);
-            }
-            return Err(e);
+        if log.numbers.len() > MIN_FOLDED_KEYS.max(self.len() / 4) {
+            self.fold(&mut log)?;
         }
         Ok(keys)
     }
 
     /// Destroys twin `number`'s data key: everything sealed under it is
-    /// unreadable from the moment this returns. True when a key existed.
+    /// unreadable from the moment this returns, and no file of the keyring
+    /// holds it. True when a key existed.
     pub fn destroy(&self, number: u64) -> Result<bool, CryptoError> {
+        let mut log = self.writing.lock();
         let shard = shard_of(number);
         let Some(key) = self.shards[shard].write().remove(&number) else { return Ok(false) };
-        if let Err(e) = self.persist(shard) {
-            // The shard on disk still holds the key, so the destruction did
+        let written = if log.numbers.contains(&number) {
+            // The log holds the key: every logged key goes to its shard,
+            // then the log is emptied.
+            self.fold(&mut log)
+        } else {
+            self.persist(&log, shard)
+        };
+        if let Err(e) = written {
+            // A file on disk still holds the key, so the destruction did
             // not happen: keep using it, as a restart would.
             self.shards[shard].write().insert(number, key);
             return Err(e);
         }
+        log.numbers.remove(&number);
         Ok(true)
     }
 
-    /// Reseals every shard under `new_master` while keys stay usable; the
-    /// old master key is not needed afterwards.
+    /// Reseals every shard, and the key log, under `new_master` while keys
+    /// stay usable; the old master key is not needed afterwards.
     pub fn rotate(&self, new_master: MasterKey) -> Result<(), CryptoError> {
+        let mut log = self.writing.lock();
         *self.master.write() = new_master;
-        (0..SHARDS).try_for_each(|shard| self.persist(shard))
+        (0..SHARDS).try_for_each(|shard| self.persist(&log, shard))?;
+        self.start_empty_log(&mut log)
     }
 
-    /// Rewrites one shard from memory (or removes it when empty).
-    fn persist(&self, shard: usize) -> Result<(), CryptoError> {
-        let _writing = self.writing.lock();
+    /// Writes every logged key into its shard, then empties the log.
+    fn fold(&self, log: &mut MutexGuard<'_, KeyLog>) -> Result<(), CryptoError> {
+        let mut shards: Vec<usize> = log.numbers.iter().map(|&n| shard_of(n)).collect();
+        shards.sort_unstable();
+        shards.dedup();
+        shards.into_iter().try_for_each(|shard| self.persist(log, shard))?;
+        self.start_empty_log(log)
+    }
+
+    /// Replaces the key log with an empty one under the current master.
+    fn start_empty_log(&self, log: &mut MutexGuard<'_, KeyLog>) -> Result<(), CryptoError> {
+        log.appender = Some(self.create_log()?);
+        log.numbers.clear();
+        Ok(())
+    }
+
+    fn create_log(&self) -> Result<Appender, CryptoError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut header = LOG_MAGIC.to_vec();
+        header.extend_from_slice(&self.master.read().id().0);
+        let mut options = doppel_fs::replace_options();
+        options.mode(0o600);
+        doppel_fs::log::create(&self.dir.join(LOG_FILE), &options, &header).map_err(fs_error)
+    }
+
+    /// Rewrites one shard from memory (or removes it when empty); the
+    /// caller holds `writing`, whose content is `_log`.
+    fn persist(&self, _log: &KeyLog, shard: usize) -> Result<(), CryptoError> {
         let path = shard_path(&self.dir, shard);
         let payload = {
             let keys = self.shards[shard].read();
@@ -192,11 +339,7 @@ impl Keyring {
                 return remove_shard(&self.dir, &path);
             }
             let mut payload = Zeroizing::new(Vec::with_capacity(4 + keys.len() * ENTRY_BYTES));
-            payload.extend_from_slice(&(keys.len() as u32).to_le_bytes());
-            for (number, key) in keys.iter() {
-                payload.extend_from_slice(&number.to_le_bytes());
-                payload.extend_from_slice(key.bytes());
-            }
+            encode_keys(&mut payload, keys.iter().map(|(&number, key)| (number, key)));
             payload
         };
         let master = self.master.read();
@@ -224,36 +367,78 @@ fn read_shard(
     if bytes.len() < HEADER_BYTES || &bytes[..8] != MAGIC {
         return Err(corrupt("missing keyring magic"));
     }
-    let mut id = [0u8; 8];
-    id.copy_from_slice(&bytes[8..16]);
-    let found = KeyId(id);
-    let master = std::iter::once(current).chain(previous).find(|m| m.id() == found).ok_or_else(|| {
-        let configured: Vec<String> =
-            std::iter::once(current).chain(previous).map(|m| m.id().to_string()).collect();
-        CryptoError::WrongMasterKey { path: path.to_path_buf(), found, configured: configured.join(", ") }
-    })?;
+    let master = find_master(path, &bytes[8..16], current, previous)?;
+    let found = master.id();
     let payload = Zeroizing::new(
         open_with(master.bytes(), &associated_data(shard, found), &bytes[HEADER_BYTES..])
             .map_err(|_| corrupt("does not authenticate under its master key (altered or truncated)"))?,
     );
-    let count = payload.get(..4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
-    let entries = payload.get(4..).unwrap_or_default();
-    if count.is_none_or(|count| entries.len() != count * ENTRY_BYTES) {
-        return Err(corrupt("entry count does not match its length"));
-    }
     let mut keys = BTreeMap::new();
-    for entry in entries.chunks_exact(ENTRY_BYTES) {
-        let mut number = [0u8; 8];
-        number.copy_from_slice(&entry[..8]);
-        let number = u64::from_le_bytes(number);
+    for (number, key) in decode_keys(&payload).map_err(|reason| corrupt(&reason))? {
         if shard_of(number) != shard {
             return Err(corrupt(&format!("twin number {number} does not belong in this shard")));
         }
-        let mut key = Zeroizing::new([0u8; KEY_BYTES]);
-        key.copy_from_slice(&entry[8..]);
-        keys.insert(number, DataKey::from_bytes(key));
+        keys.insert(number, key);
     }
     Ok((keys, master.id() == current.id()))
+}
+
+/// The configured master key whose id is `id` (8 bytes from a file's
+/// header).
+fn find_master<'a>(
+    path: &Path,
+    id: &[u8],
+    current: &'a MasterKey,
+    previous: &'a [MasterKey],
+) -> Result<&'a MasterKey, CryptoError> {
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(id);
+    let found = KeyId(bytes);
+    std::iter::once(current).chain(previous).find(|m| m.id() == found).ok_or_else(|| {
+        let configured: Vec<String> =
+            std::iter::once(current).chain(previous).map(|m| m.id().to_string()).collect();
+        CryptoError::WrongMasterKey { path: path.to_path_buf(), found, configured: configured.join(", ") }
+    })
+}
+
+/// `u32 LE count, then count × (u64 LE number, key)`: a shard's payload
+/// and a key log record's.
+fn encode_keys<'a>(out: &mut Vec<u8>, keys: impl ExactSizeIterator<Item = (u64, &'a DataKey)>) {
+    out.extend_from_slice(&(keys.len() as u32).to_le_bytes());
+    for (number, key) in keys {
+        out.extend_from_slice(&number.to_le_bytes());
+        out.extend_from_slice(key.bytes());
+    }
+}
+
+fn decode_keys(payload: &[u8]) -> Result<Vec<(u64, DataKey)>, String> {
+    let count = payload.get(..4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    let entries = payload.get(4..).unwrap_or_default();
+    if count.is_none_or(|count| entries.len() != count * ENTRY_BYTES) {
+        return Err("entry count does not match its length".to_owned());
+    }
+    Ok(entries
+        .chunks_exact(ENTRY_BYTES)
+        .map(|entry| {
+            let mut number = [0u8; 8];
+            number.copy_from_slice(&entry[..8]);
+            let mut key = Zeroizing::new([0u8; KEY_BYTES]);
+            key.copy_from_slice(&entry[8..]);
+            (u64::from_le_bytes(number), DataKey::from_bytes(key))
+        })
+        .collect())
+}
+
+fn log_aad(master: KeyId, offset: u64) -> [u8; 24] {
+    let mut aad = [0u8; 24];
+    aad[..8].copy_from_slice(LOG_MAGIC);
+    aad[8..16].copy_from_slice(&master.0);
+    aad[16..].copy_from_slice(&offset.to_le_bytes());
+    aad
+}
+
+fn fs_error(e: doppel_fs::Error) -> CryptoError {
+    CryptoError::Io { op: e.op.as_str(), path: e.path, source: e.source }
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), CryptoError> {
@@ -319,6 +504,9 @@ mod tests {
         let doomed = keyring.create(42).unwrap();
         keyring.create(42 + 256).unwrap();
         keyring.destroy(42).unwrap();
+        // The key log held it: it is folded into the shards and emptied.
+        let log = std::fs::read(dir.path().join(LOG_FILE)).unwrap();
+        assert_eq!(log.len(), HEADER_BYTES, "the key log holds no record after the destroy");
         // Open the shard with the master key and look for the key bytes.
         let path = shard_path(dir.path(), shard_of(42));
         let bytes = std::fs::read(&path).unwrap();
@@ -343,7 +531,12 @@ mod tests {
     fn altered_shards_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let master = MasterKey::generate().unwrap();
-        Keyring::open(dir.path(), master_copy(&master), Vec::new()).unwrap().create(9).unwrap();
+        let keyring = Keyring::open(dir.path(), master_copy(&master), Vec::new()).unwrap();
+        keyring.create(9).unwrap();
+        keyring.create(9 + 256).unwrap();
+        // Destroying a logged key writes every logged key to its shard.
+        keyring.destroy(9 + 256).unwrap();
+        drop(keyring);
         let path = shard_path(dir.path(), 9);
         let mut bytes = std::fs::read(&path).unwrap();
         let last = bytes.len() - 1;
@@ -379,5 +572,38 @@ mod tests {
         Keyring::open(dir.path(), master_copy(&new), vec![old]).unwrap();
         let reopened = Keyring::open(dir.path(), new, Vec::new()).unwrap();
         assert!(reopened.get(11).is_some());
+    }
+
+    #[test]
+    fn a_torn_key_log_record_is_cut_and_reported_and_the_keys_before_it_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let master = MasterKey::generate().unwrap();
+        let keyring = Keyring::open(dir.path(), master_copy(&master), Vec::new()).unwrap();
+        let kept = keyring.create_many(&[1, 2]).unwrap();
+        let kept_end = std::fs::metadata(dir.path().join(LOG_FILE)).unwrap().len();
+        keyring.create(3).unwrap();
+        drop(keyring);
+        let log = std::fs::read(dir.path().join(LOG_FILE)).unwrap();
+        std::fs::write(dir.path().join(LOG_FILE), &log[..log.len() - 5]).unwrap();
+        let reopened = Keyring::open(dir.path(), master_copy(&master), Vec::new()).unwrap();
+        assert_eq!(reopened.torn_log_at(), Some(kept_end));
+        assert_eq!(reopened.get(2).unwrap().bytes(), kept[1].bytes());
+        assert!(reopened.get(3).is_none());
+        reopened.create(3).unwrap();
+        drop(reopened);
+        let again = Keyring::open(dir.path(), master, Vec::new()).unwrap();
+        assert_eq!((again.len(), again.torn_log_at()), (3, None));
+    }
+
+    #[test]
+    fn a_grown_key_log_is_folded_into_the_shards() {
+        let dir = tempfile::tempdir().unwrap();
+        let master = MasterKey::generate().unwrap();
+        let keyring = Keyring::open(dir.path(), master_copy(&master), Vec::new()).unwrap();
+        let numbers: Vec<u64> = (100..100 + MIN_FOLDED_KEYS as u64 + 1).collect();
+        keyring.create_many(&numbers).unwrap();
+        assert_eq!(std::fs::read(dir.path().join(LOG_FILE)).unwrap().len(), HEADER_BYTES);
+        drop(keyring);
+        assert_eq!(Keyring::open(dir.path(), master, Vec::new()).unwrap().len(), numbers.len());
     }
 }

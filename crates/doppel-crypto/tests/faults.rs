@@ -35,30 +35,63 @@ const CASES: [(Op, Fault); 6] = [
 ];
 
 #[test]
-fn a_key_creation_that_cannot_be_stored_fails_cleanly_and_can_be_retried() {
+fn a_first_key_creation_that_cannot_start_the_key_log_fails_cleanly_and_can_be_retried() {
     for (op, fault) in CASES {
         let dir = tempfile::tempdir().unwrap();
         let master = MasterKey::generate().unwrap();
         let keyring = Keyring::open(dir.path(), master_copy(&master), Vec::new()).unwrap();
-        let first = keyring.create(20).unwrap();
-        let before = shard_bytes(dir.path());
         let armed = arm(dir.path(), op, fault, Trigger::Always);
-        let error = keyring.create_many(&[276, 532]).unwrap_err();
+        let error = keyring.create_many(&[20, 276]).unwrap_err();
         assert!(armed.fired() >= 1, "{op:?}");
         let CryptoError::Io { op: failed, .. } = &error else { panic!("{op:?}: {error}") };
         assert_eq!(*failed, op.as_str(), "{error}");
-        assert!(keyring.get(276).is_none() && keyring.get(532).is_none(), "{op:?}: no key is half made");
-        if !matches!(op, Op::SyncDir) {
-            assert_eq!(shard_bytes(dir.path()), before, "{op:?}: the old shard is intact, no temporary left");
-        }
+        assert!(keyring.get(20).is_none() && keyring.get(276).is_none(), "{op:?}: no key is half made");
         armed.clear();
+        let keys = keyring.create_many(&[20, 276]).unwrap();
+        drop(keyring);
+        let reopened = Keyring::open(dir.path(), master_copy(&master), Vec::new()).unwrap();
+        let sealed = keys[0].seal(b"aad", b"secret").unwrap();
+        assert_eq!(reopened.get(20).unwrap().open(b"aad", &sealed).unwrap(), b"secret", "{op:?}");
+        assert!(reopened.get(276).is_some(), "{op:?}");
+    }
+}
+
+#[test]
+fn a_key_creation_whose_log_append_fails_is_cut_off_and_can_be_retried() {
+    for fault in [Fault::Enospc, Fault::ShortWrite] {
+        let dir = tempfile::tempdir().unwrap();
+        let master = MasterKey::generate().unwrap();
+        let keyring = Keyring::open(dir.path(), master_copy(&master), Vec::new()).unwrap();
+        keyring.create(20).unwrap();
+        let before = shard_bytes(dir.path());
+        let armed = arm(dir.path(), Op::Write, fault, Trigger::Always);
+        assert!(keyring.create_many(&[276, 532]).is_err(), "{fault:?}");
+        armed.clear();
+        assert!(keyring.get(276).is_none(), "{fault:?}: no key is half made");
+        assert_eq!(shard_bytes(dir.path()), before, "{fault:?}: the torn record is cut off");
         keyring.create_many(&[276, 532]).unwrap();
         drop(keyring);
         let reopened = Keyring::open(dir.path(), master_copy(&master), Vec::new()).unwrap();
-        let sealed = first.seal(b"aad", b"secret").unwrap();
-        assert_eq!(reopened.get(20).unwrap().open(b"aad", &sealed).unwrap(), b"secret", "{op:?}");
-        assert!(reopened.get(276).is_some() && reopened.get(532).is_some(), "{op:?}");
+        assert_eq!((reopened.len(), reopened.torn_log_at()), (3, None), "{fault:?}");
     }
+}
+
+#[test]
+fn after_a_failed_key_log_fsync_no_key_is_created_until_the_keyring_is_reopened() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = MasterKey::generate().unwrap();
+    let keyring = Keyring::open(dir.path(), master_copy(&master), Vec::new()).unwrap();
+    let first = keyring.create(20).unwrap();
+    let armed = arm(dir.path(), Op::Sync, Fault::Eio, Trigger::Nth(1));
+    assert!(keyring.create(276).is_err());
+    drop(armed);
+    assert!(keyring.get(276).is_none(), "a key whose record may be lost is never handed out");
+    assert!(keyring.create(532).is_err(), "the log is stopped after a failed fsync");
+    drop(keyring);
+    let reopened = Keyring::open(dir.path(), master_copy(&master), Vec::new()).unwrap();
+    let sealed = first.seal(b"aad", b"secret").unwrap();
+    assert_eq!(reopened.get(20).unwrap().open(b"aad", &sealed).unwrap(), b"secret");
+    reopened.create(788).unwrap();
 }
 
 #[test]

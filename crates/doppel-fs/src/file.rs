@@ -4,6 +4,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use crate::Op;
+use crate::counters;
 
 /// Fails the call when a fault is armed for it.
 #[inline(always)]
@@ -29,7 +30,9 @@ impl File {
     /// mode).
     pub fn open_with(options: &std::fs::OpenOptions, path: &Path) -> io::Result<File> {
         check(Op::Open, path)?;
-        Ok(File { file: options.open(path)?, path: path.to_path_buf() })
+        let file = options.open(path)?;
+        counters::opened();
+        Ok(File { file, path: path.to_path_buf() })
     }
 
     /// Creates or truncates `path` for writing.
@@ -55,13 +58,17 @@ impl File {
     /// `fsync`: data and metadata.
     pub fn sync_all(&self) -> io::Result<()> {
         check(Op::Sync, &self.path)?;
-        self.file.sync_all()
+        self.file.sync_all()?;
+        counters::synced_file();
+        Ok(())
     }
 
     /// `fdatasync`: data, and the metadata needed to read it back.
     pub fn sync_data(&self) -> io::Result<()> {
         check(Op::Sync, &self.path)?;
-        self.file.sync_data()
+        self.file.sync_data()?;
+        counters::synced_file();
+        Ok(())
     }
 
     /// Truncates or extends the file to `len` bytes.
@@ -95,7 +102,9 @@ impl Write for &File {
             }
             return Err(fault.error());
         }
-        (&self.file).write(buf)
+        let written = (&self.file).write(buf)?;
+        counters::wrote(written);
+        Ok(written)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -124,7 +133,9 @@ pub fn replace_options() -> std::fs::OpenOptions {
 /// Renames `from` to `to`, replacing `to` (faults match `from`).
 pub fn rename(from: &Path, to: &Path) -> io::Result<()> {
     check(Op::Rename, from)?;
-    std::fs::rename(from, to)
+    std::fs::rename(from, to)?;
+    counters::renamed();
+    Ok(())
 }
 
 /// Removes a file.
@@ -147,7 +158,9 @@ pub fn create_dir_all(path: &Path, builder: Option<&std::fs::DirBuilder>) -> io:
 /// are durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     check(Op::SyncDir, dir)?;
-    std::fs::File::open(dir)?.sync_all()
+    std::fs::File::open(dir)?.sync_all()?;
+    counters::synced_dir();
+    Ok(())
 }
 
 /// Why [`write_atomic`] failed: the call and the file.

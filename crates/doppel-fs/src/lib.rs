@@ -8,11 +8,19 @@
 //! every call until cleared; without it, each function is the `std` call
 //! it wraps and nothing else. Reads are not wrapped: a fault in a read is
 //! the business of the code that verifies what it reads.
+//!
+//! Every call is also counted ([`counters`]: bytes written, fsyncs,
+//! renames), so that tests and `/metrics` can measure what a change costs
+//! on disk by counting rather than timing; and [`log`] holds the framed,
+//! checksummed append-only log the small state files grow by.
 
+mod counters;
 #[cfg(feature = "failpoints")]
 pub mod failpoint;
 mod file;
+pub mod log;
 
+pub use counters::{Counters, counters};
 pub use file::{Error, File, create_dir_all, remove_file, rename, replace_options, sync_dir, write_atomic};
 
 /// The kind of call a fault is injected into.

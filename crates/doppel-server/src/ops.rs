@@ -106,6 +106,7 @@ pub(crate) async fn metrics(State(state): State<AppState>, caller: Caller) -> Re
     render_engine_metrics(&mut text, &stats);
     render_store_problems(&mut text, &open_problems(&state));
     render_dropped_subscribers(&mut text, &state.dropped_subscribers);
+    render_fs_counters(&mut text, &doppel_fs::counters());
     state.metrics.render(&mut text);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response())
 }
@@ -149,6 +150,37 @@ fn family(text: &mut String, name: &str, kind: &str, help: &str, samples: &[(&st
     for (labels, value) in samples {
         let _ = writeln!(text, "{name}{labels} {value}");
     }
+}
+
+/// Everything the process wrote durably, so that an operator can see
+/// what a workload costs on disk (bytes and fsyncs per point, per twin
+/// created) beside the WAL's own figures.
+fn render_fs_counters(text: &mut String, counters: &doppel_fs::Counters) {
+    let as_f64 = |n: u64| n as f64;
+    family(
+        text,
+        "doppel_fs_bytes_written_total",
+        "counter",
+        "Bytes written to durable files (WAL, segments, catalog, keyring, auth state, audit log).",
+        &[("", as_f64(counters.bytes_written))],
+    );
+    family(
+        text,
+        "doppel_fs_fsyncs_total",
+        "counter",
+        "fsync calls on durable files and their directories.",
+        &[
+            ("{target=\"file\"}", as_f64(counters.file_syncs)),
+            ("{target=\"directory\"}", as_f64(counters.dir_syncs)),
+        ],
+    );
+    family(
+        text,
+        "doppel_fs_renames_total",
+        "counter",
+        "Files replaced by rename (whole-file rewrites of small state files and segments).",
+        &[("", as_f64(counters.renames))],
+    );
 }
 
 /// The store's open problems by state, both states always present so

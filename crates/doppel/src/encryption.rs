@@ -117,6 +117,13 @@ impl EncryptionSettings {
             .collect::<anyhow::Result<Vec<_>>>()?;
         let keyring = Keyring::open(&self.keyring, master, previous)
             .with_context(|| format!("cannot open the keyring {}", self.keyring.display()))?;
+        if let Some(offset) = keyring.torn_log_at() {
+            tracing::warn!(
+                keyring = %self.keyring.display(),
+                offset,
+                "the key log ended in a torn record (a crash while keys were created, never acknowledged); it was cut off"
+            );
+        }
         Ok(Arc::new(keyring))
     }
 

@@ -1,7 +1,8 @@
 //! Authentication and per-twin authorization of every request.
 //!
 //! [`Auth`] is the server's side of `doppel-auth`: the API tokens and
-//! policies (kept by an [`AuthStore`] and rewritten after each change), the
+//! policies (kept by an [`AuthStore`]: frequent changes appended to its
+//! log, rare ones rewriting its snapshot), the
 //! JWT verifier and the rate limiter. A middleware ([`middleware`])
 //! authenticates each request once and rate-limits it; handlers take a
 //! [`Caller`] and ask it before touching a twin. The rules, route by route,
@@ -26,7 +27,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use doppel_auth::{
-    AuthError, AuthState, AuthStore, Authenticator, Bootstrap, JwtConfig, JwtVerifier, Principal,
+    AuthChange, AuthError, AuthState, AuthStore, Authenticator, Bootstrap, JwtConfig, JwtVerifier, Principal,
 };
 use doppel_model::Timestamp;
 use tokio::sync::watch;
@@ -73,6 +74,10 @@ struct Inner {
     state: RwLock<AuthState>,
     authenticator: Authenticator,
     limiter: Option<RateLimiter>,
+    /// Held by every change of the state while it is judged, made durable
+    /// and applied, so that changes reach the disk in the order memory
+    /// takes them. Readers never wait on it.
+    writing: Mutex<()>,
     /// Held while twins are created and their owners recorded, so that two
     /// callers creating the same twin cannot both become its owner, and no
     /// write lands in a new twin before its owner is known.
@@ -105,7 +110,15 @@ impl Auth {
         // so that a generated admin token is never saved by a start that
         // then fails before showing it.
         let jwt = config.jwt.as_ref().map(JwtVerifier::from_config).transpose()?;
-        let mut state = store.load()?;
+        let loaded = store.load()?;
+        if let Some(offset) = loaded.torn_log_at {
+            tracing::warn!(
+                log = %store.log_path().display(),
+                offset,
+                "the authentication log ended in a torn record (a crash during its append, never acknowledged); it was cut off"
+            );
+        }
+        let mut state = loaded.state;
         let bootstrap = if config.enabled {
             state.tokens.bootstrap_admin(admin_token, now)?
         } else {
@@ -138,6 +151,7 @@ impl Auth {
                 state: RwLock::new(state),
                 authenticator,
                 limiter,
+                writing: Mutex::new(()),
                 creation: Mutex::new(()),
                 changes: watch::Sender::new(0),
             }),
@@ -169,33 +183,74 @@ impl Auth {
         self.inner.state.read().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Applies `change` to a copy of the state, saves the copy, and only
-    /// then makes it current, so memory never holds a change the disk does
-    /// not. Blocks on fsync: call it from a blocking thread.
+    /// Applies `change` to a copy of the state, saves the copy whole, and
+    /// only then makes it current, so memory never holds a change the disk
+    /// does not. Costs O(state): for rare changes (grants, owners set by an
+    /// administrator); frequent ones go through [`Auth::record`]. Blocks on
+    /// fsync: call it from a blocking thread.
     pub(crate) fn update<T>(
         &self,
         change: impl FnOnce(&mut AuthState) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
+        let _writing = self.writing_guard();
         let mut current = self.inner.state.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut next = current.clone();
         let answer = change(&mut next)?;
         if next != *current {
             if let Some(store) = &self.inner.store {
-                store.save(&next).map_err(|error| {
-                    tracing::error!(%error, "the authentication state was not saved");
-                    ApiError::StorageWriteFailed(match error {
-                        AuthError::StateFile { action, source, .. } => format!(
-                            "the authentication state was not saved (cannot {action} its file: {source}); nothing changed"
-                        ),
-                        _ => "the authentication state was not saved; nothing changed".to_owned(),
-                    })
-                })?;
+                store.save(&next).map_err(not_saved)?;
             }
             *current = next;
             drop(current);
-            self.inner.changes.send_modify(|count| *count = count.wrapping_add(1));
+            self.announce_change();
         }
         Ok(answer)
+    }
+
+    /// Makes the changes `plan` draws from the current state durable as
+    /// one record of the store's log, then applies them: O(changes), not
+    /// O(state), so that creating twins and tokens costs the same with a
+    /// million of them as with one. Memory never holds a change the disk
+    /// does not, and readers are not held up by the fsync. Folds the log
+    /// into a new snapshot once it has grown enough. Blocks on fsync: call
+    /// it from a blocking thread.
+    pub(crate) fn record<T>(
+        &self,
+        plan: impl FnOnce(&AuthState) -> Result<(Vec<AuthChange>, T), ApiError>,
+    ) -> Result<T, ApiError> {
+        let _writing = self.writing_guard();
+        let (changes, answer) = plan(&self.state())?;
+        if changes.is_empty() {
+            return Ok(answer);
+        }
+        if let Some(store) = &self.inner.store {
+            store.append(&changes).map_err(not_saved)?;
+        }
+        {
+            let mut state = self.inner.state.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+            for change in &changes {
+                // Plans are judged on this state under the writers' lock,
+                // so a change that does not apply is a bug, not input.
+                change.apply(&mut state).map_err(|error| ApiError::Internal(error.to_string()))?;
+            }
+        }
+        self.announce_change();
+        if let Some(store) = self.inner.store.as_ref().filter(|store| store.wants_snapshot())
+            && let Err(error) = store.save(&self.state())
+        {
+            // Every change is durable in the log, which keeps growing
+            // until a later fold succeeds.
+            tracing::error!(%error, "the authentication log was not folded into a new snapshot");
+        }
+        Ok(answer)
+    }
+
+    fn writing_guard(&self) -> MutexGuard<'_, ()> {
+        self.inner.writing.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn announce_change(&self) {
+        self.inner.changes.send_modify(|count| *count = count.wrapping_add(1));
     }
 
     /// Hears of every change of the tokens and policies.
@@ -223,6 +278,17 @@ impl fmt::Debug for Auth {
             .field("rate_limit", &self.inner.limiter.as_ref().map(RateLimiter::limit))
             .finish_non_exhaustive()
     }
+}
+
+/// The answer when a change of the state could not be made durable.
+fn not_saved(error: AuthError) -> ApiError {
+    tracing::error!(%error, "the authentication state was not saved");
+    ApiError::StorageWriteFailed(match error {
+        AuthError::StateFile { action, source, .. } => format!(
+            "the authentication state was not saved (cannot {action} its file: {source}); nothing changed"
+        ),
+        _ => "the authentication state was not saved; nothing changed".to_owned(),
+    })
 }
 
 /// Maps a refusal from `doppel-auth` to an answer: the caller's mistakes

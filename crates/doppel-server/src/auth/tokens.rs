@@ -12,7 +12,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use doppel_auth::{NewToken, Scope, Scopes, TokenId, TokenName, TokenRecord, UserName};
+use doppel_auth::{AuthChange, NewToken, Scope, Scopes, TokenId, TokenName, TokenRecord, UserName};
 use doppel_model::{Span, Timestamp, TwinId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -174,9 +174,11 @@ pub(crate) async fn create_token(
     let new = request.into_new_token(now)?;
     let note = caller.audit_note().clone();
     let created = crate::blocking(move || {
-        caller.auth().update(|auth_state| {
-            let (secret, record) = auth_state.tokens.create(new, now).map_err(refusal)?;
-            Ok(CreatedToken { token: secret.expose().to_owned(), record: TokenView::of(record, now) })
+        caller.auth().record(|auth_state| {
+            let (secret, record) = auth_state.tokens.mint(new, now).map_err(refusal)?;
+            let created =
+                CreatedToken { token: secret.expose().to_owned(), record: TokenView::of(&record, now) };
+            Ok((vec![AuthChange::TokenCreated(record)], created))
         })
     })
     .await??;
@@ -222,15 +224,20 @@ pub(crate) async fn revoke_token(caller: Caller, Path(id): Path<String>) -> Resu
     let id =
         TokenId::new(&id).map_err(|error| ApiError::InvalidPath { name: "id", reason: error.to_string() })?;
     crate::blocking(move || {
-        caller.auth().update(|state| {
-            let own = state.tokens.get(&id).is_some_and(|record| {
-                caller.sees_everything() || caller.principal().user() == Some(&record.user)
-            });
-            if !own {
+        caller.auth().record(|state| {
+            let record = state
+                .tokens
+                .get(&id)
+                .filter(|record| caller.sees_everything() || caller.principal().user() == Some(&record.user));
+            let Some(record) = record else {
                 return Err(ApiError::TokenNotFound(id.to_string()));
-            }
-            state.tokens.revoke(&id, Timestamp::now()).map_err(refusal)?;
-            Ok(())
+            };
+            // Revoking twice keeps the first time: nothing to record.
+            let changes = match record.revoked {
+                Some(_) => Vec::new(),
+                None => vec![AuthChange::TokenRevoked { id, at: Timestamp::now() }],
+            };
+            Ok((changes, ()))
         })
     })
     .await??;

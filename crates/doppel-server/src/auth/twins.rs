@@ -1,7 +1,7 @@
 //! Twin management under the policies: who may create, change, delete, see
 //! and list twins, and who owns a new one.
 
-use doppel_auth::{Action, Permission, Subject, Target};
+use doppel_auth::{Action, AuthChange, Permission, Subject, Target};
 use doppel_engine::{Engine, TwinSummary, TwinView};
 use doppel_model::{Timestamp, TwinId};
 
@@ -62,10 +62,7 @@ pub(crate) fn put_twin(
         }
         Err(error) => {
             if !exists && owner.is_some() {
-                caller.auth().update(|state| {
-                    state.policies.remove_twin(id);
-                    Ok(())
-                })?;
+                release(caller, id)?;
             }
             Err(ApiError::from(error))
         }
@@ -84,11 +81,17 @@ fn record_owner(caller: &Caller, id: &TwinId, owner: Subject) -> Result<(), ApiE
 pub(crate) fn delete_twin(caller: &Caller, engine: &Engine, id: &TwinId) -> Result<bool, ApiError> {
     caller.check_hidden(id, &Action::new(Permission::Manage, Target::Twin))?;
     let deleted = engine.delete_twin(id)?;
-    caller.auth().update(|state| {
-        state.policies.remove_twin(id);
-        Ok(())
-    })?;
+    release(caller, id)?;
     Ok(deleted)
+}
+
+/// Forgets `id`'s owner and grants, durably, when it has any.
+fn release(caller: &Caller, id: &TwinId) -> Result<(), ApiError> {
+    caller.auth().record(|state| {
+        let known = state.policies.owner(id).is_some() || state.policies.grants(id).next().is_some();
+        let changes = if known { vec![AuthChange::Release { twins: vec![id.clone()] }] } else { Vec::new() };
+        Ok((changes, ()))
+    })
 }
 
 /// A twin as the caller may see it: the live state of the signals it may

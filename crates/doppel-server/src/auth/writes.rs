@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use doppel_auth::{Action, AuthState, Permission, Principal};
+use doppel_auth::{Action, AuthChange, AuthState, Permission, Principal};
 use doppel_engine::{Engine, IngestReceipt};
 use doppel_model::{SignalName, Timestamp, TwinId};
 use doppel_protocols::RawBatch;
@@ -47,20 +47,15 @@ pub(crate) fn ingest_authorized(
     // Another request may have created some of these twins meanwhile:
     // judge again, under the lock, what is new.
     let new_twins = check(caller, engine, &caller.auth().state(), &touched)?;
-    caller.auth().update(|state| {
-        for twin in &new_twins {
-            state.policies.claim(twin, owner.clone());
-        }
-        Ok(())
-    })?;
+    caller.auth().record(|_| Ok((vec![AuthChange::Claim { owner, twins: new_twins.clone() }], ())))?;
     match engine.ingest(batch) {
         Ok(receipt) => Ok(receipt),
         Err(error) => {
-            let release = caller.auth().update(|state| {
-                for twin in new_twins.iter().filter(|twin| engine.model_of(twin).is_none()) {
-                    state.policies.remove_twin(twin);
-                }
-                Ok(())
+            let release = caller.auth().record(|_| {
+                let twins: Vec<TwinId> =
+                    new_twins.iter().filter(|twin| engine.model_of(twin).is_none()).cloned().collect();
+                let changes = if twins.is_empty() { Vec::new() } else { vec![AuthChange::Release { twins }] };
+                Ok((changes, ()))
             });
             if let Err(release_error) = release {
                 tracing::error!(%release_error, "the owners of a rejected batch's twins were not released");

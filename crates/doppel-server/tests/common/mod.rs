@@ -79,6 +79,32 @@ impl TestServer {
         server
     }
 
+    /// A server with authentication and encryption at rest on, in `dir`
+    /// (fresh, or left by an earlier server with the same keyring): the
+    /// store and the auth state are sealed under `keyring`, and
+    /// `admin_token` (a token text, registered on the first start) is sent
+    /// with the helper requests.
+    pub async fn start_sealed(
+        dir: tempfile::TempDir,
+        keyring: Arc<doppel_crypto::Keyring>,
+        admin_token: &str,
+        tune: impl FnOnce(&mut EngineConfig),
+    ) -> Self {
+        let auth_key = keyring.get_or_create(doppel_crypto::AUTH_KEY).unwrap();
+        let store = AuthStore::new(dir.path().join("auth")).sealed(auth_key);
+        let config = AuthConfig { rate_limit: None, ..AuthConfig::default() };
+        let (auth, _) = Auth::open(store, &config, Some(admin_token), Timestamp::now()).unwrap();
+        let sealing = Arc::new(doppel_store::Sealing::new(keyring).unwrap());
+        let config = ServerConfig { auth, ..ServerConfig::default() };
+        let mut server = Self::start_in(dir, config, |engine| {
+            engine.store.sealing = Some(sealing);
+            tune(engine);
+        })
+        .await;
+        server.admin_token = Some(admin_token.to_owned());
+        server
+    }
+
     /// A server in `dir` (whose `auth/` the caller may have prepared) with
     /// `auth`.
     pub async fn start_with_auth(dir: tempfile::TempDir, auth: Auth) -> Self {
