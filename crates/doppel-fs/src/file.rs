@@ -9,6 +9,8 @@ use crate::Op;
 #[inline(always)]
 fn check(op: Op, path: &Path) -> io::Result<()> {
     #[cfg(feature = "failpoints")]
+    crate::failpoint::wait_if_held(op, path);
+    #[cfg(feature = "failpoints")]
     if let Some(fault) = crate::failpoint::fire(op, path) {
         return Err(fault.error());
     }
