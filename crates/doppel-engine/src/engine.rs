@@ -220,6 +220,9 @@ impl Engine {
     /// nothing: if any point is bad, every bad line is reported and nothing
     /// is written or registered (not even a name).
     pub fn ingest(&self, raw: RawBatch) -> Result<IngestReceipt, IngestError> {
+        // Under overload the refusal comes first, before the batch costs
+        // validation or creates its twins.
+        self.store.check_head_room()?;
         let mut errors = self.limits.check_request(&raw, Timestamp::now());
         if !errors.is_empty() {
             return Err(self.reject(errors));

@@ -181,6 +181,9 @@ pub struct StoreFileConfig {
     pub flush_interval: Option<Span>,
     /// Head size, in points, that triggers a flush.
     pub head_flush_points: Option<usize>,
+    /// Points the heads may hold before writes are refused (503) until a
+    /// flush catches up.
+    pub head_limit_points: Option<usize>,
     /// Default retention of every signal (kept forever when absent).
     pub retention: Option<Span>,
     /// Retention per signal name.
