@@ -545,6 +545,14 @@ impl Engine {
         Ok(self.store.read(query)?)
     }
 
+    /// A lower bound on the raw points [`Engine::read`] of `query`
+    /// returns, counted without reading any data (see
+    /// [`Store::count_at_least`]).
+    pub fn count_at_least(&self, query: &RangeQuery) -> Result<u64, EngineError> {
+        self.require_twin(&query.twin)?;
+        Ok(self.store.count_at_least(query)?)
+    }
+
     /// Bucketed aggregates of a twin's signal.
     pub fn aggregate(
         &self,

@@ -65,9 +65,10 @@ pub const DEFAULT_LIST_LIMIT: usize = 100;
 /// hundred kilobytes.
 pub const MAX_LIST_LIMIT: usize = 1_000;
 
-/// Most raw points one signal read returns: a day of 1 Hz data is 86,400;
-/// beyond a million the client should narrow the range or aggregate.
-pub const MAX_READ_POINTS: usize = 1_000_000;
+/// Default most raw points one signal read returns: a day of 1 Hz data is
+/// 86,400; beyond a million the client should narrow the range or
+/// aggregate.
+pub const DEFAULT_MAX_READ_POINTS: usize = 1_000_000;
 
 /// Most aggregates one read may ask for (there are nine distinct ones).
 pub const MAX_AGGREGATES: usize = 16;

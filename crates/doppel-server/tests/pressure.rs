@@ -110,3 +110,41 @@ async fn a_stalled_flush_refuses_writes_with_503_and_retry_after_and_loses_nothi
     assert_eq!(read_values(&restarted).await, values_up_to(acknowledged), "nothing acknowledged is lost");
     restarted.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_raw_read_past_the_limit_is_refused_from_metadata_before_it_is_read() {
+    let max_read_points = 4 * BATCH_POINTS;
+    let config = ServerConfig { max_read_points, ..ServerConfig::default() };
+    let server = TestServer::start_with(config, |_| {}).await;
+    for first in (0..2 * max_read_points).step_by(BATCH_POINTS) {
+        assert_eq!(write(&server, first).await.status(), 204);
+        if first == max_read_points {
+            // Half in a segment, half in the head: both are counted.
+            let engine = server.engine.clone();
+            tokio::task::spawn_blocking(move || engine.store().flush()).await.unwrap().unwrap();
+        }
+    }
+
+    let refused = server.get(&format!("/api/v1/twins/alice/signals/heart_rate?{DAY_RANGE}")).await;
+    assert_eq!(refused.status(), 400);
+    let problem = json_body(refused, "application/problem+json").await;
+    assert_eq!(problem["parameter"], "from", "{problem}");
+    // "at least": the count came from block metadata and the head, so
+    // nothing of the range was read to refuse it.
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!("at least {} points, more than {max_read_points}", 2 * max_read_points)),
+        "{detail}"
+    );
+
+    let to = NOON_SECS + 60 * max_read_points as i64;
+    let within = server
+        .get(&format!(
+            "/api/v1/twins/alice/signals/heart_rate?from=2024-03-01T00:00:00Z&to={}",
+            to * 1_000_000_000
+        ))
+        .await;
+    assert_eq!(within.status(), 200);
+    let body = json_body(within, "application/json").await;
+    assert_eq!(body["points"].as_array().unwrap().len(), max_read_points);
+}

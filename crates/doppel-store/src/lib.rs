@@ -76,6 +76,7 @@ mod index;
 mod key_ref;
 mod memory;
 mod merge;
+mod point_count;
 mod query;
 mod registry;
 mod sealing;

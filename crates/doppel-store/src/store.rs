@@ -24,6 +24,7 @@ use crate::head::{Columns, Head};
 use crate::health::{Problems, Severity, StoreProblem, file_name};
 use crate::index::{BlockMeta, IndexEntry};
 use crate::merge::{MergedSeries, SeriesMerge};
+use crate::point_count::{self, SourceSpan};
 use crate::query::{Aggregate, Bucket, BucketBuilder, RangeQuery, SeriesData};
 use crate::registry::SeriesRegistry;
 use crate::sealing::{Sealing, TwinKey, check_marker};
@@ -240,6 +241,15 @@ impl Store {
         let view = self.inner.view.read().clone();
         let tomb = self.inner.tombstone(twin);
         Ok(self.inner.twin_keys(&view, twin, tomb)?.into_iter().collect())
+    }
+
+    /// A lower bound on the points [`Store::read`] of `q` returns, from
+    /// the heads and the segments' block metadata alone, decoding no
+    /// block (a segment's blocks count only when wholly in range; see
+    /// `point_count.rs`). A caller with a limit refuses a read past it before the
+    /// read allocates anything.
+    pub fn count_at_least(&self, q: &RangeQuery) -> Result<u64, StoreError> {
+        self.inner.count_at_least(q)
     }
 
     /// The samples of each matching series in `[from, to)`, sorted by time,
@@ -832,6 +842,22 @@ impl Inner {
             }
         }
         Ok(Matches { keys: keys.into_iter().collect(), segments, key })
+    }
+
+    fn count_at_least(&self, q: &RangeQuery) -> Result<u64, StoreError> {
+        let view = self.view.read().clone();
+        let tomb = self.tombstone(&q.twin);
+        let (from, to) = (q.from.as_nanos(), q.to.as_nanos());
+        let matches = self.matches(&view, q, tomb)?;
+        let heads = || std::iter::once(&view.active).chain(view.frozen.as_ref().map(|(head, _)| head));
+        let mut total = 0u64;
+        for key in &matches.keys {
+            let in_segments =
+                matches.sources(key).filter_map(|(_, blocks)| SourceSpan::of_blocks_inside(blocks, from, to));
+            let in_heads = heads().filter_map(|head| head.span(key, from, to));
+            total += point_count::at_least(in_segments.chain(in_heads).collect());
+        }
+        Ok(total)
     }
 
     /// Each matching series' columns in range, last write winning.

@@ -85,6 +85,8 @@ pub struct LimitsConfig {
     pub max_body_bytes: Option<usize>,
     /// Largest batch, in points.
     pub max_batch_points: Option<usize>,
+    /// Most raw points one signal read returns.
+    pub max_read_points: Option<usize>,
     /// Longest a request may take.
     pub request_timeout: Option<Span>,
     /// Longest a client may take to send a request head (and finish the

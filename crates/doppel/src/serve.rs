@@ -244,6 +244,9 @@ pub fn server_config(settings: &Settings) -> ServerConfig {
     if let Some(points) = settings.limits.max_batch_points {
         config.max_batch_points = points;
     }
+    if let Some(points) = settings.limits.max_read_points {
+        config.max_read_points = points;
+    }
     if let Some(timeout) = settings.limits.request_timeout {
         config.request_timeout = std::time::Duration::from_nanos(timeout.as_nanos().unsigned_abs());
     }
