@@ -220,6 +220,9 @@ impl Engine {
     /// nothing: if any point is bad, every bad line is reported and nothing
     /// is written or registered (not even a name).
     pub fn ingest(&self, raw: RawBatch) -> Result<IngestReceipt, IngestError> {
+        // Under overload the refusal comes first, before the batch costs
+        // validation or creates its twins.
+        self.store.check_head_room()?;
         let mut errors = self.limits.check_request(&raw, Timestamp::now());
         if !errors.is_empty() {
             return Err(self.reject(errors));
@@ -540,6 +543,14 @@ impl Engine {
     pub fn read(&self, query: &RangeQuery) -> Result<Vec<SeriesData>, EngineError> {
         self.require_twin(&query.twin)?;
         Ok(self.store.read(query)?)
+    }
+
+    /// A lower bound on the raw points [`Engine::read`] of `query`
+    /// returns, counted without reading any data (see
+    /// [`Store::count_at_least`]).
+    pub fn count_at_least(&self, query: &RangeQuery) -> Result<u64, EngineError> {
+        self.require_twin(&query.twin)?;
+        Ok(self.store.count_at_least(query)?)
     }
 
     /// Bucketed aggregates of a twin's signal.

@@ -4,14 +4,16 @@
 //! A test arms a fault for an [`Op`] on every path under a directory (its
 //! own temporary directory, or one file); the fault fires on the nth
 //! matching call or on every one, until the returned [`Armed`] is cleared
-//! or dropped.
+//! or dropped. A test may instead [`hold`] the calls of an [`Op`]: each
+//! blocks until the returned [`Held`] is released, which is how a flush
+//! is stalled mid-way to see what the writers before and behind it get.
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use crate::Op;
 
@@ -116,6 +118,82 @@ pub(crate) fn fire(op: Op, path: &Path) -> Option<Fault> {
     None
 }
 
+/// A hold on the calls of one [`Op`] under one path; released (and the
+/// blocked calls let through) by [`Held::release`] or when dropped.
+#[must_use = "the held calls are released when this is dropped"]
+pub struct Held {
+    id: u64,
+    gate: Arc<Gate>,
+}
+
+/// What a held call waits on: how many calls are blocked, and whether the
+/// hold is released.
+#[derive(Default)]
+struct Gate {
+    state: Mutex<GateState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct GateState {
+    blocked: u64,
+    released: bool,
+}
+
+struct HoldPoint {
+    id: u64,
+    under: PathBuf,
+    op: Op,
+    gate: Arc<Gate>,
+}
+
+static HOLDS: Mutex<Vec<HoldPoint>> = Mutex::new(Vec::new());
+
+impl Held {
+    /// Blocks until `calls` calls in all have come to the hold, so a test
+    /// knows the work behind it is stalled there rather than not started.
+    pub fn wait_until_blocked(&self, calls: u64) {
+        let mut state = self.gate.state.lock();
+        while state.blocked < calls {
+            self.gate.changed.wait(&mut state);
+        }
+    }
+
+    /// Lets every blocked call and every later one through.
+    pub fn release(self) {}
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        HOLDS.lock().retain(|h| h.id != self.id);
+        self.gate.state.lock().released = true;
+        self.gate.changed.notify_all();
+    }
+}
+
+/// Holds every call of `op` on paths under `under` until the returned
+/// [`Held`] is released: the call blocks before doing anything, then does
+/// its work as usual.
+pub fn hold(under: &Path, op: Op) -> Held {
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let gate = Arc::new(Gate::default());
+    HOLDS.lock().push(HoldPoint { id, under: under.to_path_buf(), op, gate: Arc::clone(&gate) });
+    Held { id, gate }
+}
+
+/// Blocks this call while a hold matches it.
+pub(crate) fn wait_if_held(op: Op, path: &Path) {
+    let gate =
+        HOLDS.lock().iter().find(|h| h.op == op && path.starts_with(&h.under)).map(|h| Arc::clone(&h.gate));
+    let Some(gate) = gate else { return };
+    let mut state = gate.state.lock();
+    state.blocked += 1;
+    gate.changed.notify_all();
+    while !state.released {
+        gate.changed.wait(&mut state);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,6 +214,22 @@ mod tests {
         assert_eq!(fire(Op::Write, &dir.path().join("a")), Some(Fault::Enospc));
         always.clear();
         assert_eq!(fire(Op::Write, &dir.path().join("a")), None);
+    }
+
+    #[test]
+    fn a_held_call_waits_for_the_release_and_other_paths_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let held = hold(dir.path(), Op::Open);
+        wait_if_held(Op::Open, &other.path().join("a"));
+        wait_if_held(Op::Write, &dir.path().join("a"));
+        let path = dir.path().join("a");
+        let call = std::thread::spawn(move || wait_if_held(Op::Open, &path));
+        held.wait_until_blocked(1);
+        assert!(!call.is_finished(), "the held call waits for the release");
+        held.release();
+        call.join().unwrap();
+        wait_if_held(Op::Open, &dir.path().join("b"));
     }
 
     #[test]

@@ -10,6 +10,8 @@ use crate::counters;
 #[inline(always)]
 fn check(op: Op, path: &Path) -> io::Result<()> {
     #[cfg(feature = "failpoints")]
+    crate::failpoint::wait_if_held(op, path);
+    #[cfg(feature = "failpoints")]
     if let Some(fault) = crate::failpoint::fire(op, path) {
         return Err(fault.error());
     }

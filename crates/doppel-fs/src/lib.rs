@@ -5,7 +5,8 @@
 //! It exists so that tests can make those calls fail. With the
 //! `failpoints` feature, [`failpoint::arm`] injects EIO, ENOSPC or a short
 //! write into the calls on paths under a directory, on the nth call or on
-//! every call until cleared; without it, each function is the `std` call
+//! every call until cleared, and [`failpoint::hold`] blocks them until
+//! the test releases them (a flush stalled mid-way); without it, each function is the `std` call
 //! it wraps and nothing else. Reads are not wrapped: a fault in a read is
 //! the business of the code that verifies what it reads.
 //!

@@ -66,7 +66,7 @@ pub use client_cert::{ClientCertificate, Sha256Fingerprint};
 pub use cohort::{Privacy, PrivacyConfig};
 pub use limits::{
     DEFAULT_HEADER_READ_TIMEOUT_MS, DEFAULT_MAX_BATCH_POINTS, DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_JSON_POINTS, DEFAULT_REQUEST_TIMEOUT_MS,
+    DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_JSON_POINTS, DEFAULT_MAX_READ_POINTS, DEFAULT_REQUEST_TIMEOUT_MS,
     DEFAULT_SUBSCRIBER_SEND_TIMEOUT_MS, MIN_MAX_HEADER_BYTES,
 };
 pub use openapi::openapi;
@@ -88,6 +88,10 @@ pub struct ServerConfig {
     pub max_batch_points: usize,
     /// Largest number of items in one JSON points request.
     pub max_json_points: usize,
+    /// Most raw points one signal read returns; a read whose range holds
+    /// more is refused (400), counted from block metadata before any of
+    /// it is read.
+    pub max_read_points: usize,
     /// Time a request may take to produce its answer before it gets 408.
     /// Streams (SSE, WebSocket) are bounded only while their answer starts.
     pub request_timeout: Duration,
@@ -128,6 +132,7 @@ impl Default for ServerConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_batch_points: DEFAULT_MAX_BATCH_POINTS,
             max_json_points: DEFAULT_MAX_JSON_POINTS,
+            max_read_points: DEFAULT_MAX_READ_POINTS,
             request_timeout: Duration::from_millis(DEFAULT_REQUEST_TIMEOUT_MS),
             header_read_timeout: Duration::from_millis(DEFAULT_HEADER_READ_TIMEOUT_MS),
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,

@@ -35,6 +35,12 @@ pub const DEFAULT_MAX_JSON_POINTS: usize = doppel_protocols::json_points::MAX_JS
 /// does not hold a connection slot forever.
 pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 30_000;
 
+/// Seconds a write refused because the store is flushing behind is told
+/// to wait (`Retry-After`): a flush of a full head at the defaults takes
+/// a few seconds, and InfluxDB clients and Telegraf wait this long before
+/// they send the batch again rather than retrying at once.
+pub const FLUSH_BEHIND_RETRY_AFTER_SECS: u64 = 5;
+
 /// Default time a client has to send a request head (and, on a new TLS
 /// connection, to finish the handshake first): generous for a phone on a
 /// poor network, short enough that connections opened and left silent
@@ -59,9 +65,10 @@ pub const DEFAULT_LIST_LIMIT: usize = 100;
 /// hundred kilobytes.
 pub const MAX_LIST_LIMIT: usize = 1_000;
 
-/// Most raw points one signal read returns: a day of 1 Hz data is 86,400;
-/// beyond a million the client should narrow the range or aggregate.
-pub const MAX_READ_POINTS: usize = 1_000_000;
+/// Default most raw points one signal read returns: a day of 1 Hz data is
+/// 86,400; beyond a million the client should narrow the range or
+/// aggregate.
+pub const DEFAULT_MAX_READ_POINTS: usize = 1_000_000;
 
 /// Most aggregates one read may ask for (there are nine distinct ones).
 pub const MAX_AGGREGATES: usize = 16;

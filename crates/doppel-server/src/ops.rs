@@ -270,6 +270,20 @@ fn render_engine_metrics(text: &mut String, stats: &EngineStats) {
         "Points in memory not yet flushed to a segment.",
         &[("", as_f64(store.head_points))],
     );
+    family(
+        text,
+        "doppel_head_limit_points",
+        "gauge",
+        "Points the heads may hold before writes are refused (503 flush-behind).",
+        &[("", as_f64(store.head_limit_points))],
+    );
+    family(
+        text,
+        "doppel_writes_refused_flush_behind_total",
+        "counter",
+        "Writes refused because flushing fell behind and the heads were full.",
+        &[("", as_f64(store.writes_refused_flush_behind_total))],
+    );
     family(text, "doppel_segments", "gauge", "Segment files on disk.", &[("", store.segments as f64)]);
     family(
         text,

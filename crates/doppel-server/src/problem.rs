@@ -15,6 +15,8 @@ use doppel_store::StoreError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::limits::FLUSH_BEHIND_RETRY_AFTER_SECS;
+
 /// Media type of RFC 9457 problem documents.
 pub(crate) const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
 
@@ -127,6 +129,11 @@ pub(crate) enum ApiError {
         "the store stopped accepting writes after a failed fsync; reads still work, and writes resume after the server is restarted"
     )]
     StorageStopped(String),
+    /// The store's heads are full because flushing has fallen behind the
+    /// writes; nothing of the write was kept. Answered with `Retry-After`,
+    /// which InfluxDB clients and Telegraf honour.
+    #[error("{0}")]
+    FlushBehind(String),
     /// Writing to the store's WAL, the auth state or the privacy
     /// budget failed (an I/O error, a full disk) and nothing of the
     /// request was kept; it may be retried. The text names no file.
@@ -192,9 +199,10 @@ impl ApiError {
             Self::BodyTooLarge { .. } | Self::TooManyPoints { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::AuditUnavailable(_) | Self::StorageStopped(_) | Self::StorageWriteFailed(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::AuditUnavailable(_)
+            | Self::StorageStopped(_)
+            | Self::StorageWriteFailed(_)
+            | Self::FlushBehind(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -230,6 +238,7 @@ impl ApiError {
             Self::AuditOff => "audit-off",
             Self::StorageStopped(_) => "storage-stopped",
             Self::StorageWriteFailed(_) => "storage-write-failed",
+            Self::FlushBehind(_) => "flush-behind",
             Self::Internal(_) => "internal-error",
         }
     }
@@ -264,6 +273,7 @@ impl ApiError {
             Self::AuditOff => "No audit log",
             Self::StorageStopped(_) => "Storage stopped",
             Self::StorageWriteFailed(_) => "Storage write failed",
+            Self::FlushBehind(_) => "Flushing behind",
             Self::Internal(_) => "Internal server error",
         }
     }
@@ -355,7 +365,7 @@ impl ApiError {
     }
 
     /// Headers some answers must carry: the challenge of a 401 (RFC 6750)
-    /// and the wait of a 429 (RFC 9110 `Retry-After`).
+    /// and the wait of a 429 or an overload 503 (RFC 9110 `Retry-After`).
     fn add_headers(&self, response: &mut Response) {
         let headers = response.headers_mut();
         match self {
@@ -369,6 +379,9 @@ impl ApiError {
             }
             Self::RateLimited { retry_after_secs, .. } => {
                 headers.insert(header::RETRY_AFTER, header::HeaderValue::from(*retry_after_secs));
+            }
+            Self::FlushBehind(_) => {
+                headers.insert(header::RETRY_AFTER, header::HeaderValue::from(FLUSH_BEHIND_RETRY_AFTER_SECS));
             }
             _ => {}
         }
@@ -454,6 +467,10 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             error @ StoreError::Stopped { .. } => Self::StorageStopped(error.to_string()),
+            error @ StoreError::FlushBehind { .. } => {
+                tracing::warn!(%error, "refused a write while flushing is behind");
+                Self::FlushBehind(error.to_string())
+            }
             StoreError::WriteFailed { path, source } => {
                 tracing::error!(file = %path.display(), %source, "a WAL append failed and was cut off");
                 Self::StorageWriteFailed(format!(

@@ -23,7 +23,7 @@ use utoipa::IntoParams;
 
 use crate::AppState;
 use crate::auth::Caller;
-use crate::limits::{MAX_AGGREGATES, MAX_READ_POINTS};
+use crate::limits::MAX_AGGREGATES;
 use crate::problem::{ApiError, Problem};
 
 /// Range read when `from` is absent: the last day, the span a dashboard
@@ -108,7 +108,19 @@ pub(crate) async fn get_signal(
         .map_err(|rejection| ApiError::InvalidParameter { name: "query", reason: rejection.body_text() })?;
     let plan = plan_read(twin, signal, &query, Timestamp::now())?;
     let engine = state.engine.clone();
-    crate::blocking(move || execute(&engine, plan)).await?
+    let max_points = state.limits.max_read_points;
+    crate::blocking(move || execute(&engine, plan, max_points)).await?
+}
+
+/// The refusal of a raw read whose range holds `points` (a number, or
+/// "at least" one), more than `max_points`.
+fn too_many_points(points: &str, max_points: usize) -> ApiError {
+    invalid(
+        "from",
+        format!(
+            "the range holds {points} points, more than {max_points}; narrow from/to or aggregate with every"
+        ),
+    )
 }
 
 fn invalid(name: &'static str, reason: impl Into<String>) -> ApiError {
@@ -200,7 +212,7 @@ pub(crate) fn parse_aggregates(text: &str) -> Result<Vec<Aggregate>, ApiError> {
     Ok(aggregates)
 }
 
-fn execute(engine: &Engine, plan: ReadPlan) -> Result<Response, ApiError> {
+fn execute(engine: &Engine, plan: ReadPlan, max_points: usize) -> Result<Response, ApiError> {
     let q = &plan.query;
     let Some(model) = engine.model_of(&q.twin) else {
         return Err(ApiError::TwinNotFound(q.twin.to_string()));
@@ -208,8 +220,14 @@ fn execute(engine: &Engine, plan: ReadPlan) -> Result<Response, ApiError> {
     let unit = model.signal(&q.signal).map(|def| def.unit.as_str()).filter(|unit| !unit.is_empty());
     match &plan.buckets {
         None => {
+            // Counted from metadata first, so a range far past the limit
+            // is refused before any of it is read into memory.
+            let at_least = engine.count_at_least(q)?;
+            if at_least > max_points as u64 {
+                return Err(too_many_points(&format!("at least {at_least}"), max_points));
+            }
             let series = engine.read(q)?;
-            let points = merge_series(&series, &|value| model.label(&q.signal, value))?;
+            let points = merge_series(&series, max_points, &|value| model.label(&q.signal, value))?;
             Ok(match plan.format {
                 Format::Json => {
                     Json(RawAnswer { twin: &q.twin, signal: &q.signal, unit, points }).into_response()
@@ -253,16 +271,12 @@ struct RawPoint<'a> {
 /// category with `label` where the model has one.
 fn merge_series<'a>(
     series: &'a [SeriesData],
+    max_points: usize,
     label: &dyn Fn(Value) -> Option<&'a str>,
 ) -> Result<Vec<RawPoint<'a>>, ApiError> {
     let total: usize = series.iter().map(|s| s.samples.len()).sum();
-    if total > MAX_READ_POINTS {
-        return Err(invalid(
-            "from",
-            format!(
-                "the range holds {total} points, more than {MAX_READ_POINTS}; narrow from/to or aggregate with every"
-            ),
-        ));
+    if total > max_points {
+        return Err(too_many_points(&total.to_string(), max_points));
     }
     let mut points: Vec<RawPoint<'a>> = Vec::with_capacity(total);
     for data in series {
@@ -541,7 +555,7 @@ mod tests {
     #[test]
     fn series_of_several_provenances_merge_in_time_order() {
         let data = [series("device=watch", &[(1, 60.0), (3, 62.0)]), series("device=ring", &[(2, 61.5)])];
-        let points = merge_series(&data, &|value| (value.get() == 61.5).then_some("deep")).unwrap();
+        let points = merge_series(&data, 10, &|value| (value.get() == 61.5).then_some("deep")).unwrap();
         assert_eq!(points.iter().map(|p| p.value).collect::<Vec<_>>(), [60.0, 61.5, 62.0]);
         assert_eq!(
             raw_csv(&points),

@@ -14,6 +14,12 @@ use crate::wal::CorruptionKind;
 /// memory (16 B of sample plus 8 B of lsn each) and a few seconds of ingest
 /// at target rates.
 pub const DEFAULT_HEAD_FLUSH_POINTS: usize = 2_000_000;
+/// Default head size, as a multiple of the flush threshold, beyond which
+/// writes are refused until a flush catches up: room for the head being
+/// flushed, the one filling behind it and a burst on top, while a flush
+/// that stalls or keeps failing (a slow or full disk) cannot make the head
+/// grow until the process runs out of memory (4 × 48 MB at the defaults).
+pub const DEFAULT_HEAD_LIMIT_FLUSHES: usize = 4;
 /// Default age of the oldest unflushed write that triggers a flush: bounds
 /// WAL replay time after a crash.
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(5 * 60);
@@ -27,6 +33,11 @@ pub struct StoreConfig {
     pub dir: PathBuf,
     /// Head size, in points, that triggers a flush.
     pub head_flush_points: usize,
+    /// Points the heads (the one filling and the one being flushed) may
+    /// hold together; while they hold this many, writes are refused with
+    /// [`crate::StoreError::FlushBehind`] before anything is written.
+    /// Writers racing past the check may each add one batch beyond it.
+    pub head_limit_points: usize,
     /// A head whose first write is older than this is flushed.
     pub flush_interval: Duration,
     /// Run a maintenance thread for flushes, compaction and retention. When
@@ -51,6 +62,7 @@ impl StoreConfig {
         Self {
             dir: dir.into(),
             head_flush_points: DEFAULT_HEAD_FLUSH_POINTS,
+            head_limit_points: DEFAULT_HEAD_LIMIT_FLUSHES * DEFAULT_HEAD_FLUSH_POINTS,
             flush_interval: DEFAULT_FLUSH_INTERVAL,
             background: true,
             wal_segment_bytes: DEFAULT_WAL_SEGMENT_BYTES,
@@ -201,6 +213,11 @@ pub struct StoreStats {
     pub twins: usize,
     /// Points in memory not yet in a segment.
     pub head_points: u64,
+    /// [`StoreConfig::head_limit_points`].
+    pub head_limit_points: u64,
+    /// Writes refused since open because the heads were full
+    /// ([`crate::StoreError::FlushBehind`]).
+    pub writes_refused_flush_behind_total: u64,
     /// Segment files.
     pub segments: usize,
     /// Bytes of segment files.

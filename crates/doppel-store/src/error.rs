@@ -122,6 +122,20 @@ pub enum StoreError {
         /// The failed fsync, naming its file.
         cause: String,
     },
+    /// The heads hold [`crate::StoreConfig::head_limit_points`] points or
+    /// more: flushing has fallen behind the writes (a slow disk, a flush
+    /// that keeps failing), and the write was refused before anything of
+    /// it was logged, so the head cannot grow without bound. It may be
+    /// retried once a flush has caught up.
+    #[error(
+        "the store is flushing behind: {head_points} points wait in memory, the limit is {limit}; nothing of this write was kept, retry shortly"
+    )]
+    FlushBehind {
+        /// Points in the heads when the write was refused.
+        head_points: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// Writing a WAL record failed (an I/O error, a full disk, a short
     /// write) and the file was cut back to its acknowledged length, so
     /// nothing of this write was kept; it may be retried once the fault

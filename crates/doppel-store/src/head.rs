@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use doppel_model::{Batch, Provenance, Sample, SeriesBatch, SeriesKey, SignalName, Timestamp, TwinId};
 use parking_lot::Mutex;
 
+use crate::point_count::SourceSpan;
 use crate::registry::SeriesRegistry;
 
 /// Number of head shards: a power of two comfortably above the core counts
@@ -298,6 +299,18 @@ impl Head {
         let shard = self.shard(&key.twin).lock();
         let buf = shard.twins.get(&key.twin)?.get(key)?;
         Some(columns(buf.range(from, to)))
+    }
+
+    /// How many samples `key` holds in `[from, to)`, with the first and
+    /// last of their times.
+    pub(crate) fn span(&self, key: &SeriesKey, from: i64, to: i64) -> Option<SourceSpan> {
+        let shard = self.shard(&key.twin).lock();
+        let entries = shard.twins.get(&key.twin)?.get(key)?.range(from, to);
+        Some(SourceSpan {
+            points: entries.len() as u64,
+            first: entries.first()?.time,
+            last: entries.last()?.time,
+        })
     }
 
     /// True when `key` has samples in `[from, to)`.

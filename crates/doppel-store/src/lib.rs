@@ -76,6 +76,7 @@ mod index;
 mod key_ref;
 mod memory;
 mod merge;
+mod point_count;
 mod query;
 mod registry;
 mod sealing;
@@ -88,9 +89,9 @@ pub use bad_blocks::BadBlock;
 pub use catalog::TwinRecord;
 pub use check::{CheckReport, RepairReport, check, repair};
 pub use config::{
-    CompactionReport, DEFAULT_FLUSH_INTERVAL, DEFAULT_HEAD_FLUSH_POINTS, DEFAULT_WAL_SEGMENT_BYTES,
-    DiscardedSegment, FlushReport, RecoveryReport, RetentionPolicy, StoreConfig, StoreStats, WalDamage,
-    WriteReceipt,
+    CompactionReport, DEFAULT_FLUSH_INTERVAL, DEFAULT_HEAD_FLUSH_POINTS, DEFAULT_HEAD_LIMIT_FLUSHES,
+    DEFAULT_WAL_SEGMENT_BYTES, DiscardedSegment, FlushReport, RecoveryReport, RetentionPolicy, StoreConfig,
+    StoreStats, WalDamage, WriteReceipt,
 };
 pub use error::StoreError;
 pub use health::{Severity, StoreProblem};

@@ -24,6 +24,7 @@ use crate::head::{Columns, Head};
 use crate::health::{Problems, Severity, StoreProblem, file_name};
 use crate::index::{BlockMeta, IndexEntry};
 use crate::merge::{MergedSeries, SeriesMerge};
+use crate::point_count::{self, SourceSpan};
 use crate::query::{Aggregate, Bucket, BucketBuilder, RangeQuery, SeriesData};
 use crate::registry::SeriesRegistry;
 use crate::sealing::{Sealing, TwinKey, check_marker};
@@ -94,6 +95,7 @@ struct Counters {
     flushes: AtomicU64,
     compactions: AtomicU64,
     retention_dropped: AtomicU64,
+    refused_flush_behind: AtomicU64,
     /// Skipped reads of damaged blocks in segments compacted away since.
     bad_block_skips_retired: AtomicU64,
 }
@@ -182,9 +184,19 @@ impl Store {
     }
 
     /// Makes a batch durable (its WAL record fsynced, possibly by another
-    /// writer's group commit) and visible to reads, then returns.
+    /// writer's group commit) and visible to reads, then returns; refuses
+    /// it, writing nothing, while the heads are full
+    /// ([`StoreError::FlushBehind`]).
     pub fn write(&self, batch: &Batch) -> Result<WriteReceipt, StoreError> {
         self.inner.guard(self.inner.write(batch))
+    }
+
+    /// Refuses with [`StoreError::FlushBehind`] while the heads hold
+    /// [`crate::StoreConfig::head_limit_points`] or more, so a caller
+    /// about to write can refuse before it does anything else (such as
+    /// creating twins) for a write the store would refuse.
+    pub fn check_head_room(&self) -> Result<(), StoreError> {
+        self.inner.check_head_room()
     }
 
     /// Inserts or replaces a twin's catalog record, durably.
@@ -229,6 +241,15 @@ impl Store {
         let view = self.inner.view.read().clone();
         let tomb = self.inner.tombstone(twin);
         Ok(self.inner.twin_keys(&view, twin, tomb)?.into_iter().collect())
+    }
+
+    /// A lower bound on the points [`Store::read`] of `q` returns, from
+    /// the heads and the segments' block metadata alone, decoding no
+    /// block (a segment's blocks count only when wholly in range; see
+    /// `point_count.rs`). A caller with a limit refuses a read past it before the
+    /// read allocates anything.
+    pub fn count_at_least(&self, q: &RangeQuery) -> Result<u64, StoreError> {
+        self.inner.count_at_least(q)
     }
 
     /// The samples of each matching series in `[from, to)`, sorted by time,
@@ -558,6 +579,7 @@ impl Inner {
         if points == 0 {
             return Ok(WriteReceipt { points: 0, lsn: 0, led_fsync: false });
         }
+        self.check_head_room()?;
         let mut record = RECORD_BUFFER.take();
         match &self.sealing {
             None => frame_record("batch", &mut record, |out| {
@@ -590,6 +612,25 @@ impl Inner {
             }
         }
         Ok(WriteReceipt { points, lsn, led_fsync })
+    }
+
+    /// Points in the head filling and the head being flushed.
+    fn head_points(&self) -> usize {
+        let view = self.view.read();
+        view.active.point_count() + view.frozen.as_ref().map_or(0, |(h, _)| h.point_count())
+    }
+
+    fn check_head_room(&self) -> Result<(), StoreError> {
+        let head_points = self.head_points();
+        let limit = self.config.head_limit_points;
+        if head_points < limit {
+            return Ok(());
+        }
+        self.counters.refused_flush_behind.fetch_add(1, Ordering::Relaxed);
+        // Flushes start when the head reaches `head_flush_points`; wake the
+        // maintenance thread in case this head got here between its ticks.
+        self.wake.notify_one();
+        Err(StoreError::FlushBehind { head_points, limit })
     }
 
     /// Appends a framed batch record, waits for it to be durable and
@@ -801,6 +842,22 @@ impl Inner {
             }
         }
         Ok(Matches { keys: keys.into_iter().collect(), segments, key })
+    }
+
+    fn count_at_least(&self, q: &RangeQuery) -> Result<u64, StoreError> {
+        let view = self.view.read().clone();
+        let tomb = self.tombstone(&q.twin);
+        let (from, to) = (q.from.as_nanos(), q.to.as_nanos());
+        let matches = self.matches(&view, q, tomb)?;
+        let heads = || std::iter::once(&view.active).chain(view.frozen.as_ref().map(|(head, _)| head));
+        let mut total = 0u64;
+        for key in &matches.keys {
+            let in_segments =
+                matches.sources(key).filter_map(|(_, blocks)| SourceSpan::of_blocks_inside(blocks, from, to));
+            let in_heads = heads().filter_map(|head| head.span(key, from, to));
+            total += point_count::at_least(in_segments.chain(in_heads).collect());
+        }
+        Ok(total)
     }
 
     /// Each matching series' columns in range, last write winning.
@@ -1160,14 +1217,15 @@ impl Inner {
     }
 
     fn stats(&self) -> StoreStats {
+        let head_points = self.head_points();
         let view = self.view.read().clone();
-        let head_points =
-            view.active.point_count() + view.frozen.as_ref().map_or(0, |(h, _)| h.point_count());
         let c = &self.wal.counters;
         StoreStats {
             series: self.registry.count(),
             twins: self.catalog.read().twins.len(),
             head_points: head_points as u64,
+            head_limit_points: self.config.head_limit_points as u64,
+            writes_refused_flush_behind_total: self.counters.refused_flush_behind.load(Ordering::Relaxed),
             segments: view.segments.len(),
             segment_bytes: view.segments.iter().map(|s| s.bytes).sum(),
             wal_bytes: self.wal.disk_bytes(),

@@ -85,6 +85,8 @@ pub struct LimitsConfig {
     pub max_body_bytes: Option<usize>,
     /// Largest batch, in points.
     pub max_batch_points: Option<usize>,
+    /// Most raw points one signal read returns.
+    pub max_read_points: Option<usize>,
     /// Longest a request may take.
     pub request_timeout: Option<Span>,
     /// Longest a client may take to send a request head (and finish the
@@ -181,6 +183,9 @@ pub struct StoreFileConfig {
     pub flush_interval: Option<Span>,
     /// Head size, in points, that triggers a flush.
     pub head_flush_points: Option<usize>,
+    /// Points the heads may hold before writes are refused (503) until a
+    /// flush catches up.
+    pub head_limit_points: Option<usize>,
     /// Default retention of every signal (kept forever when absent).
     pub retention: Option<Span>,
     /// Retention per signal name.

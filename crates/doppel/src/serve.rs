@@ -12,7 +12,7 @@ use doppel_crypto::{AUDIT_KEY, AUTH_KEY, Keyring, PRIVACY_KEY};
 use doppel_engine::{Engine, EngineConfig};
 use doppel_model::{ModelRegistry, Timestamp};
 use doppel_server::{Auth, Privacy, ServerConfig};
-use doppel_store::{Sealing, StoreConfig};
+use doppel_store::{DEFAULT_HEAD_LIMIT_FLUSHES, Sealing, StoreConfig};
 
 use crate::cli::ServeArgs;
 use crate::config::Settings;
@@ -136,6 +136,19 @@ pub async fn open_engine(settings: &Settings, keyring: Option<&Arc<Keyring>>) ->
     if let Some(points) = settings.store.head_flush_points {
         store.head_flush_points = points;
     }
+    store.head_limit_points = settings
+        .store
+        .head_limit_points
+        .unwrap_or(store.head_flush_points.saturating_mul(DEFAULT_HEAD_LIMIT_FLUSHES));
+    // At or below the flush threshold, the heads would fill before a
+    // flush starts, and writes would wait for the flush interval.
+    if store.head_limit_points <= store.head_flush_points {
+        anyhow::bail!(
+            "[store] head_limit_points = {} must be above head_flush_points = {}",
+            store.head_limit_points,
+            store.head_flush_points
+        );
+    }
     let mut config = EngineConfig::new(store);
     config.models = models;
     config.default_model = settings.default_model.clone();
@@ -230,6 +243,9 @@ pub fn server_config(settings: &Settings) -> ServerConfig {
     }
     if let Some(points) = settings.limits.max_batch_points {
         config.max_batch_points = points;
+    }
+    if let Some(points) = settings.limits.max_read_points {
+        config.max_read_points = points;
     }
     if let Some(timeout) = settings.limits.request_timeout {
         config.request_timeout = std::time::Duration::from_nanos(timeout.as_nanos().unsigned_abs());
