@@ -528,6 +528,8 @@ async fn metrics_expose_every_metric_name() {
         "doppel_disk_bytes",
         "doppel_flushes_total",
         "doppel_compactions_total",
+        "doppel_store_flushed_bytes_total",
+        "doppel_store_compacted_bytes_total",
         "doppel_store_problems",
         "doppel_events_published_total",
         "doppel_subscribers",

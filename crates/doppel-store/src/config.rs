@@ -219,6 +219,11 @@ pub struct StoreStats {
     pub flushes_total: u64,
     /// Compactions since open.
     pub compactions_total: u64,
+    /// Segment bytes written by flushes since open: each point once.
+    pub flushed_bytes_total: u64,
+    /// Segment bytes written by compactions since open: rewrites. Write
+    /// amplification is `(flushed + compacted) / flushed`.
+    pub compacted_bytes_total: u64,
     /// Points dropped by retention since open.
     pub retention_dropped_points_total: u64,
     /// Damaged blocks in the segments now open; reads skip them.
