@@ -244,6 +244,13 @@ fn render_engine_metrics(text: &mut String, stats: &EngineStats) {
     );
     family(
         text,
+        "doppel_store_series_keys_listed_total",
+        "counter",
+        "Series keys listed from heads and segment indexes (opening, series listings, read planning).",
+        &[("", as_f64(store.series_keys_listed_total))],
+    );
+    family(
+        text,
         "doppel_events_published_total",
         "counter",
         "Events published to subscribers.",

@@ -530,6 +530,7 @@ async fn metrics_expose_every_metric_name() {
         "doppel_compactions_total",
         "doppel_store_flushed_bytes_total",
         "doppel_store_compacted_bytes_total",
+        "doppel_store_series_keys_listed_total",
         "doppel_store_problems",
         "doppel_events_published_total",
         "doppel_subscribers",

@@ -230,4 +230,9 @@ pub struct StoreStats {
     pub bad_blocks: u64,
     /// Block reads skipped because the block is damaged, since open.
     pub bad_block_reads_skipped_total: u64,
+    /// Series keys listed from heads and segment indexes since open
+    /// (opening, listing a twin's series, planning reads, flush and
+    /// compaction bookkeeping): work that grows linearly with the series
+    /// held, counted so that tests and operators can see it stays so.
+    pub series_keys_listed_total: u64,
 }

@@ -73,7 +73,9 @@ struct View {
 struct Matches<'v> {
     /// Sorted, each once.
     keys: Vec<SeriesKey>,
-    /// Visible segments holding any of them, oldest order first.
+    /// Visible segments holding any of them, oldest order first, each
+    /// with its hits sorted by key (so a key is found by binary search:
+    /// one signal of a twin may have many provenances).
     segments: Vec<(&'v Segment, Vec<IndexEntry>)>,
     /// The twin's key, to open sealed blocks with.
     key: Option<TwinKey>,
@@ -84,7 +86,8 @@ impl Matches<'_> {
     /// in each.
     fn sources<'a>(&'a self, key: &'a SeriesKey) -> impl Iterator<Item = (&'a Segment, &'a [BlockMeta])> {
         self.segments.iter().filter_map(move |(segment, hits)| {
-            hits.iter().find(|(k, _)| k == key).map(|(_, blocks)| (*segment, blocks.as_slice()))
+            let at = hits.binary_search_by(|(k, _)| k.cmp(key)).ok()?;
+            Some((*segment, hits[at].1.as_slice()))
         })
     }
 }
@@ -101,6 +104,10 @@ struct Counters {
     retention_dropped: AtomicU64,
     /// Skipped reads of damaged blocks in segments compacted away since.
     bad_block_skips_retired: AtomicU64,
+    /// Series keys listed from heads and segment indexes: the work of
+    /// opening, listing a twin's series and planning reads, which must
+    /// grow linearly with the series a twin or the store holds.
+    series_keys_listed: AtomicU64,
 }
 
 struct Inner {
@@ -491,9 +498,11 @@ impl Inner {
         next_seq = next_seq.max(catalog.max_watermark());
 
         let registry = Arc::new(SeriesRegistry::default());
+        let mut keys_listed = 0u64;
         for segment in &segments {
             segment.for_each_key(|key| {
                 registry.acquire(key);
+                keys_listed += 1;
                 ControlFlow::Continue(())
             })?;
         }
@@ -550,7 +559,7 @@ impl Inner {
             compacting: Mutex::new(()),
             reclaim_deleted: AtomicBool::new(reclaim_deleted),
             retention: RwLock::new(retention),
-            counters: Counters::default(),
+            counters: Counters { series_keys_listed: AtomicU64::new(keys_listed), ..Counters::default() },
             problems: Problems::from_recovery(&report),
             stop_reported: AtomicBool::new(false),
             recovery: report,
@@ -806,6 +815,12 @@ impl Inner {
         self.catalog.read().tombstones.get(twin).copied()
     }
 
+    /// Counts `keys` as listed, and passes them on.
+    fn listed<T>(&self, keys: Vec<T>) -> Vec<T> {
+        self.counters.series_keys_listed.fetch_add(keys.len() as u64, Ordering::Relaxed);
+        keys
+    }
+
     /// Segments (oldest order first) that may hold visible data of a twin
     /// with tombstone `tomb`; sealed ones only when the twin `has_key`.
     fn visible_segments(
@@ -825,13 +840,13 @@ impl Inner {
         twin: &TwinId,
         tomb: Option<u64>,
     ) -> Result<BTreeSet<SeriesKey>, StoreError> {
-        let mut keys: BTreeSet<SeriesKey> = view.active.keys_of(twin).into_iter().collect();
+        let mut keys: BTreeSet<SeriesKey> = self.listed(view.active.keys_of(twin)).into_iter().collect();
         if let Some((frozen, _)) = &view.frozen {
-            keys.extend(frozen.keys_of(twin));
+            keys.extend(self.listed(frozen.keys_of(twin)));
         }
         let key = self.twin_key(twin);
         for segment in Self::visible_segments(view, tomb, key.is_some()) {
-            keys.extend(segment.series_of(twin, None)?.into_iter().map(|(key, _)| key));
+            keys.extend(self.listed(segment.series_of(twin, None)?).into_iter().map(|(key, _)| key));
         }
         Ok(keys)
     }
@@ -846,15 +861,17 @@ impl Inner {
     ) -> Result<Matches<'v>, StoreError> {
         let wanted = |k: &SeriesKey| k.signal == q.signal && k.provenance.matches(&q.provenance);
         let mut keys: BTreeSet<SeriesKey> =
-            view.active.keys_of_signal(&q.twin, &q.signal).into_iter().filter(wanted).collect();
+            self.listed(view.active.keys_of_signal(&q.twin, &q.signal)).into_iter().filter(wanted).collect();
         if let Some((frozen, _)) = &view.frozen {
-            keys.extend(frozen.keys_of_signal(&q.twin, &q.signal).into_iter().filter(wanted));
+            keys.extend(self.listed(frozen.keys_of_signal(&q.twin, &q.signal)).into_iter().filter(wanted));
         }
         let mut segments = Vec::new();
         let key = self.twin_key(&q.twin);
         for segment in Self::visible_segments(view, tomb, key.is_some()) {
-            let mut hits = segment.series_of(&q.twin, Some(&q.signal))?;
+            let mut hits = self.listed(segment.series_of(&q.twin, Some(&q.signal))?);
             hits.retain(|(key, _)| wanted(key));
+            // Index order is that of the keys' text, not of `SeriesKey`.
+            hits.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
             if !hits.is_empty() {
                 keys.extend(hits.iter().map(|(key, _)| key.clone()));
                 segments.push((segment.as_ref(), hits));
@@ -1049,6 +1066,7 @@ impl Inner {
             taken += 1;
             ControlFlow::Continue(())
         });
+        self.counters.series_keys_listed.fetch_add(taken as u64, Ordering::Relaxed);
         if result.is_err() {
             let rollback = segment.for_each_key(|key| {
                 if taken == 0 {
@@ -1264,6 +1282,7 @@ impl Inner {
             bad_blocks: view.segments.iter().map(|s| s.bad.len()).sum(),
             bad_block_reads_skipped_total: self.counters.bad_block_skips_retired.load(Ordering::Relaxed)
                 + view.segments.iter().map(|s| s.bad.skipped()).sum::<u64>(),
+            series_keys_listed_total: self.counters.series_keys_listed.load(Ordering::Relaxed),
         }
     }
 
