@@ -308,6 +308,27 @@ fn render_engine_metrics(text: &mut String, stats: &EngineStats) {
     );
     family(
         text,
+        "doppel_store_flushed_bytes_total",
+        "counter",
+        "Segment bytes written by head flushes: each point once.",
+        &[("", as_f64(store.flushed_bytes_total))],
+    );
+    family(
+        text,
+        "doppel_store_compacted_bytes_total",
+        "counter",
+        "Segment bytes written by compactions; write amplification is (flushed + compacted) / flushed.",
+        &[("", as_f64(store.compacted_bytes_total))],
+    );
+    family(
+        text,
+        "doppel_store_series_keys_listed_total",
+        "counter",
+        "Series keys listed from heads and segment indexes (opening, series listings, read planning).",
+        &[("", as_f64(store.series_keys_listed_total))],
+    );
+    family(
+        text,
         "doppel_events_published_total",
         "counter",
         "Events published to subscribers.",

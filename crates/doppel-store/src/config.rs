@@ -236,10 +236,20 @@ pub struct StoreStats {
     pub flushes_total: u64,
     /// Compactions since open.
     pub compactions_total: u64,
+    /// Segment bytes written by flushes since open: each point once.
+    pub flushed_bytes_total: u64,
+    /// Segment bytes written by compactions since open: rewrites. Write
+    /// amplification is `(flushed + compacted) / flushed`.
+    pub compacted_bytes_total: u64,
     /// Points dropped by retention since open.
     pub retention_dropped_points_total: u64,
     /// Damaged blocks in the segments now open; reads skip them.
     pub bad_blocks: u64,
     /// Block reads skipped because the block is damaged, since open.
     pub bad_block_reads_skipped_total: u64,
+    /// Series keys listed from heads and segment indexes since open
+    /// (opening, listing a twin's series, planning reads, flush and
+    /// compaction bookkeeping): work that grows linearly with the series
+    /// held, counted so that tests and operators can see it stays so.
+    pub series_keys_listed_total: u64,
 }

@@ -82,6 +82,7 @@ mod registry;
 mod sealing;
 mod segment;
 mod store;
+mod tiers;
 mod twin_entries;
 mod wal;
 

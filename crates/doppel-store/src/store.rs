@@ -29,6 +29,7 @@ use crate::query::{Aggregate, Bucket, BucketBuilder, RangeQuery, SeriesData};
 use crate::registry::SeriesRegistry;
 use crate::sealing::{Sealing, TwinKey, check_marker};
 use crate::segment::{SealWith, Segment, SegmentMeta, list_segments, write_segment};
+use crate::tiers;
 use crate::wal::{
     BadRange, MAX_RECORD_BYTES, RECORD_HEADER_BYTES, Wal, WalEntry, encode_delete, encode_delete_sealed,
     encode_points, encode_points_sealed, encode_upsert, encode_upsert_sealed, list_wal_files, scan, sync_dir,
@@ -37,13 +38,13 @@ use crate::wal::{
 /// Where damaged bytes are copied before they are skipped or cut, in the
 /// data directory.
 pub(crate) const QUARANTINE_DIR: &str = "quarantine";
-/// Segments beyond which the maintenance thread compacts: each read of a
-/// series visits every segment, so their number is kept small.
-const COMPACT_AFTER_SEGMENTS: usize = 8;
-/// How often the maintenance thread wakes to check its triggers.
+/// How often the maintenance threads wake to check their triggers.
 const MAINTENANCE_TICK: Duration = Duration::from_secs(1);
-/// How often retention is applied (by a compaction) when a policy is set.
-const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
+/// How often at most the whole store is merged to reclaim space when a
+/// retention policy is set or twins were deleted: tier merges apply both
+/// only to the segments they happen to take, so without this pass a big
+/// old segment could keep expired or deleted data for good.
+const RECLAIM_INTERVAL: Duration = Duration::from_secs(3600);
 /// Twin keys created together, in one keyring shard, ahead of the twins
 /// that will use them: creating a twin in a sealed store otherwise costs a
 /// shard rewrite with two fsyncs of its own.
@@ -73,7 +74,9 @@ struct View {
 struct Matches<'v> {
     /// Sorted, each once.
     keys: Vec<SeriesKey>,
-    /// Visible segments holding any of them, oldest order first.
+    /// Visible segments holding any of them, oldest order first, each
+    /// with its hits sorted by key (so a key is found by binary search:
+    /// one signal of a twin may have many provenances).
     segments: Vec<(&'v Segment, Vec<IndexEntry>)>,
     /// The twin's key, to open sealed blocks with.
     key: Option<TwinKey>,
@@ -84,7 +87,8 @@ impl Matches<'_> {
     /// in each.
     fn sources<'a>(&'a self, key: &'a SeriesKey) -> impl Iterator<Item = (&'a Segment, &'a [BlockMeta])> {
         self.segments.iter().filter_map(move |(segment, hits)| {
-            hits.iter().find(|(k, _)| k == key).map(|(_, blocks)| (*segment, blocks.as_slice()))
+            let at = hits.binary_search_by(|(k, _)| k.cmp(key)).ok()?;
+            Some((*segment, hits[at].1.as_slice()))
         })
     }
 }
@@ -94,10 +98,18 @@ struct Counters {
     points_written: AtomicU64,
     flushes: AtomicU64,
     compactions: AtomicU64,
+    /// Segment bytes written by flushes: the data itself, once.
+    flushed_bytes: AtomicU64,
+    /// Segment bytes written by compactions: the rewrites.
+    compacted_bytes: AtomicU64,
     retention_dropped: AtomicU64,
     refused_flush_behind: AtomicU64,
     /// Skipped reads of damaged blocks in segments compacted away since.
     bad_block_skips_retired: AtomicU64,
+    /// Series keys listed from heads and segment indexes: the work of
+    /// opening, listing a twin's series and planning reads, which must
+    /// grow linearly with the series a twin or the store holds.
+    series_keys_listed: AtomicU64,
 }
 
 struct Inner {
@@ -120,8 +132,16 @@ struct Inner {
     key_reserve: Mutex<Vec<u64>>,
     /// Next segment order / id to hand out; every order below it is taken.
     next_seq: AtomicU64,
-    /// Serialises flush and compaction.
-    maintenance: Mutex<()>,
+    /// Serialises flushes (and WAL retirement).
+    flushing: Mutex<()>,
+    /// Serialises compactions. A flush does not wait for it: a merge reads
+    /// only immutable segments, and publishing its output takes the view
+    /// lock alone, so a long merge never stalls a flush and lets the head
+    /// grow.
+    compacting: Mutex<()>,
+    /// Set when a twin is deleted, cleared when a whole-store compaction
+    /// starts: deleted data may be left to reclaim.
+    reclaim_deleted: AtomicBool,
     retention: RwLock<RetentionPolicy>,
     counters: Counters,
     recovery: RecoveryReport,
@@ -129,7 +149,10 @@ struct Inner {
     /// Set once the stopped store is among `problems`.
     stop_reported: AtomicBool,
     shutdown: Mutex<bool>,
-    wake: Condvar,
+    /// Wakes the flush thread: the head reached its flush size.
+    wake_flush: Condvar,
+    /// Wakes the compaction thread: a flush added a segment.
+    wake_compaction: Condvar,
     _lock: File,
 }
 
@@ -137,7 +160,8 @@ struct Inner {
 /// method takes `&self`.
 pub struct Store {
     inner: Arc<Inner>,
-    maintenance: Option<JoinHandle<()>>,
+    /// The flush and compaction threads, when `config.background` is set.
+    maintenance: Vec<JoinHandle<()>>,
 }
 
 impl Store {
@@ -147,17 +171,23 @@ impl Store {
     /// damaged WAL tail is cut off and reported.
     pub fn open(config: StoreConfig) -> Result<Store, StoreError> {
         let inner = Arc::new(Inner::open(config)?);
-        let maintenance = if inner.config.background {
-            let thread_inner = Arc::clone(&inner);
-            let handle = std::thread::Builder::new()
-                .name("doppel-store-maintenance".into())
-                .spawn(move || thread_inner.maintenance_loop())
-                .map_err(StoreError::io("spawn maintenance thread", &inner.config.dir))?;
-            Some(handle)
-        } else {
-            None
-        };
-        Ok(Store { inner, maintenance })
+        let mut store = Store { inner: Arc::clone(&inner), maintenance: Vec::new() };
+        if inner.config.background {
+            let loops: [(&str, MaintenanceLoop); 2] = [
+                ("doppel-store-flush", Inner::flush_loop),
+                ("doppel-store-compaction", Inner::compaction_loop),
+            ];
+            for (name, run) in loops {
+                let thread_inner = Arc::clone(&inner);
+                let handle = std::thread::Builder::new()
+                    .name(name.into())
+                    .spawn(move || run(&thread_inner))
+                    .map_err(StoreError::io("spawn maintenance thread", &inner.config.dir))?;
+                // Dropping `store` on a later failure stops this thread.
+                store.maintenance.push(handle);
+            }
+        }
+        Ok(store)
     }
 
     /// What [`Store::open`] found and repaired.
@@ -324,15 +354,30 @@ impl Store {
     /// snapshots the catalog if it changed, then deletes the WAL files the
     /// segment covers.
     pub fn flush(&self) -> Result<FlushReport, StoreError> {
-        let _m = self.inner.maintenance.lock();
+        let _f = self.inner.flushing.lock();
         self.inner.guard(self.inner.flush_locked())
     }
 
     /// Merges all segments into one, keeping the newest value per (series,
     /// time), dropping deleted twins' data and points past retention.
+    /// Rewrites every byte: what `doppel compact` asks for, not what the
+    /// background does (see [`Store::compact_tier`]).
     pub fn compact(&self) -> Result<CompactionReport, StoreError> {
-        let _m = self.inner.maintenance.lock();
-        self.inner.guard(self.inner.compact_locked())
+        let _c = self.inner.compacting.lock();
+        Ok(self.inner.guard(self.inner.compact_locked(Scope::All))?.unwrap_or_default())
+    }
+
+    /// Merges the next run of segments the size-tier policy picks, if one
+    /// is due; `None` when none is. What the background compaction thread
+    /// does after each flush (until it returns `None`), for a store opened
+    /// without background threads. Each byte is rewritten about once per
+    /// tier, `log4(data / flush size)` times in all. Deleted twins' data in
+    /// the run is dropped; retention applies when the run holds the oldest
+    /// segment (dropping an expired point of a newer segment alone could
+    /// uncover an older value of the same time).
+    pub fn compact_tier(&self) -> Result<Option<CompactionReport>, StoreError> {
+        let _c = self.inner.compacting.lock();
+        self.inner.guard(self.inner.compact_locked(Scope::Tier))
     }
 
     /// Deletes the WAL files once a flush has put all they hold into
@@ -341,7 +386,7 @@ impl Store {
     /// whose readable records are saved (their damaged ranges are in
     /// `quarantine/` already). Does nothing while a head holds data.
     pub(crate) fn retire_wal(&self) -> Result<usize, StoreError> {
-        let _m = self.inner.maintenance.lock();
+        let _f = self.inner.flushing.lock();
         let _gate = self.inner.gate.write();
         {
             let view = self.inner.view.read();
@@ -362,13 +407,27 @@ impl Store {
 impl Drop for Store {
     fn drop(&mut self) {
         *self.inner.shutdown.lock() = true;
-        self.inner.wake.notify_all();
-        if let Some(handle) = self.maintenance.take()
-            && handle.join().is_err()
-        {
-            tracing::error!("the store maintenance thread panicked");
+        self.inner.wake_flush.notify_all();
+        self.inner.wake_compaction.notify_all();
+        for handle in self.maintenance.drain(..) {
+            if handle.join().is_err() {
+                tracing::error!("a store maintenance thread panicked");
+            }
         }
     }
+}
+
+/// The body of one background thread, run until the store shuts down.
+type MaintenanceLoop = fn(&Inner);
+
+/// What a compaction merges.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Scope {
+    /// Every segment: what a user asks for, and the periodic pass that
+    /// reclaims expired and deleted data wherever it lies.
+    All,
+    /// The run [`tiers::next_merge`] picks, if any.
+    Tier,
 }
 
 fn create_dir(path: &Path) -> Result<(), StoreError> {
@@ -460,9 +519,11 @@ impl Inner {
         next_seq = next_seq.max(catalog.max_watermark());
 
         let registry = Arc::new(SeriesRegistry::default());
+        let mut keys_listed = 0u64;
         for segment in &segments {
             segment.for_each_key(|key| {
                 registry.acquire(key);
+                keys_listed += 1;
                 ControlFlow::Continue(())
             })?;
         }
@@ -488,6 +549,10 @@ impl Inner {
         let mut segments: Vec<Arc<Segment>> = segments.into_iter().map(Arc::new).collect();
         segments.sort_by_key(|s| std::cmp::Reverse(s.meta.order));
         let retention = config.retention.clone();
+        // Deleted data may still lie in a segment written before its
+        // tombstone; one whole-store pass after a restart finds out.
+        let oldest_order = segments.iter().map(|s| s.meta.order).min();
+        let reclaim_deleted = oldest_order.is_some_and(|oldest| catalog.max_watermark() >= oldest);
         if let Some(sealing) = &sealing {
             let floor = sealing.keyring().max_number().map_or(0, |n| n + 1);
             catalog.next_number = catalog.next_number.max(floor).max(doppel_crypto::RESERVED_NUMBERS);
@@ -511,14 +576,17 @@ impl Inner {
             sealing,
             key_reserve: Mutex::new(Vec::new()),
             next_seq: AtomicU64::new(next_seq + 1),
-            maintenance: Mutex::new(()),
+            flushing: Mutex::new(()),
+            compacting: Mutex::new(()),
+            reclaim_deleted: AtomicBool::new(reclaim_deleted),
             retention: RwLock::new(retention),
-            counters: Counters::default(),
+            counters: Counters { series_keys_listed: AtomicU64::new(keys_listed), ..Counters::default() },
             problems: Problems::from_recovery(&report),
             stop_reported: AtomicBool::new(false),
             recovery: report,
             shutdown: Mutex::new(false),
-            wake: Condvar::new(),
+            wake_flush: Condvar::new(),
+            wake_compaction: Condvar::new(),
             _lock: lock,
             config,
         };
@@ -606,8 +674,8 @@ impl Inner {
         self.counters.points_written.fetch_add(points as u64, Ordering::Relaxed);
         if head_points >= self.config.head_flush_points {
             if self.config.background {
-                self.wake.notify_one();
-            } else if let Some(_m) = self.maintenance.try_lock() {
+                self.wake_flush.notify_one();
+            } else if let Some(_f) = self.flushing.try_lock() {
                 self.flush_locked()?;
             }
         }
@@ -776,6 +844,7 @@ impl Inner {
         let lsn = self.wal.append(&record)?;
         self.wal.sync_to(lsn)?;
         self.catalog.write().delete(id, watermark);
+        self.reclaim_deleted.store(true, Ordering::Release);
         view.active.purge(id);
         if let Some((frozen, _)) = &view.frozen {
             frozen.purge(id);
@@ -785,6 +854,12 @@ impl Inner {
 
     fn tombstone(&self, twin: &TwinId) -> Option<u64> {
         self.catalog.read().tombstones.get(twin).copied()
+    }
+
+    /// Counts `keys` as listed, and passes them on.
+    fn listed<T>(&self, keys: Vec<T>) -> Vec<T> {
+        self.counters.series_keys_listed.fetch_add(keys.len() as u64, Ordering::Relaxed);
+        keys
     }
 
     /// Segments (oldest order first) that may hold visible data of a twin
@@ -806,13 +881,13 @@ impl Inner {
         twin: &TwinId,
         tomb: Option<u64>,
     ) -> Result<BTreeSet<SeriesKey>, StoreError> {
-        let mut keys: BTreeSet<SeriesKey> = view.active.keys_of(twin).into_iter().collect();
+        let mut keys: BTreeSet<SeriesKey> = self.listed(view.active.keys_of(twin)).into_iter().collect();
         if let Some((frozen, _)) = &view.frozen {
-            keys.extend(frozen.keys_of(twin));
+            keys.extend(self.listed(frozen.keys_of(twin)));
         }
         let key = self.twin_key(twin);
         for segment in Self::visible_segments(view, tomb, key.is_some()) {
-            keys.extend(segment.series_of(twin, None)?.into_iter().map(|(key, _)| key));
+            keys.extend(self.listed(segment.series_of(twin, None)?).into_iter().map(|(key, _)| key));
         }
         Ok(keys)
     }
@@ -827,15 +902,17 @@ impl Inner {
     ) -> Result<Matches<'v>, StoreError> {
         let wanted = |k: &SeriesKey| k.signal == q.signal && k.provenance.matches(&q.provenance);
         let mut keys: BTreeSet<SeriesKey> =
-            view.active.keys_of_signal(&q.twin, &q.signal).into_iter().filter(wanted).collect();
+            self.listed(view.active.keys_of_signal(&q.twin, &q.signal)).into_iter().filter(wanted).collect();
         if let Some((frozen, _)) = &view.frozen {
-            keys.extend(frozen.keys_of_signal(&q.twin, &q.signal).into_iter().filter(wanted));
+            keys.extend(self.listed(frozen.keys_of_signal(&q.twin, &q.signal)).into_iter().filter(wanted));
         }
         let mut segments = Vec::new();
         let key = self.twin_key(&q.twin);
         for segment in Self::visible_segments(view, tomb, key.is_some()) {
-            let mut hits = segment.series_of(&q.twin, Some(&q.signal))?;
+            let mut hits = self.listed(segment.series_of(&q.twin, Some(&q.signal))?);
             hits.retain(|(key, _)| wanted(key));
+            // Index order is that of the keys' text, not of `SeriesKey`.
+            hits.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
             if !hits.is_empty() {
                 keys.extend(hits.iter().map(|(key, _)| key.clone()));
                 segments.push((segment.as_ref(), hits));
@@ -1019,6 +1096,7 @@ impl Inner {
         let segment = write_segment(&self.segment_dir, order, meta, seal, series.into_iter().map(Ok))?;
         report.segment = Some(segment.path.clone());
         report.segment_bytes += segment.bytes;
+        self.counters.flushed_bytes.fetch_add(segment.bytes, Ordering::Relaxed);
         // The segment takes its references before the head gives up its
         // own, so no series is ever uncounted in between.
         self.register(&segment)?;
@@ -1045,6 +1123,7 @@ impl Inner {
             taken += 1;
             ControlFlow::Continue(())
         });
+        self.counters.series_keys_listed.fetch_add(taken as u64, Ordering::Relaxed);
         if result.is_err() {
             let rollback = segment.for_each_key(|key| {
                 if taken == 0 {
@@ -1091,16 +1170,35 @@ impl Inner {
         Ok(removed)
     }
 
-    fn compact_locked(&self) -> Result<CompactionReport, StoreError> {
+    /// Merges the segments `scope` names into one; `None` when there is
+    /// nothing to merge. The caller holds `compacting`.
+    fn compact_locked(&self, scope: Scope) -> Result<Option<CompactionReport>, StoreError> {
         self.wal.check_writable()?;
-        let mut inputs: Vec<Arc<Segment>> = self.view.read().segments.iter().cloned().collect();
-        let mut report = CompactionReport::default();
-        if inputs.is_empty() {
-            return Ok(report);
+        let mut segments: Vec<Arc<Segment>> = self.view.read().segments.iter().cloned().collect();
+        segments.sort_by_key(|s| s.meta.order);
+        let run = match scope {
+            Scope::All => 0..segments.len(),
+            Scope::Tier => {
+                let bytes: Vec<u64> = segments.iter().map(|s| s.bytes).collect();
+                let Some(run) = tiers::next_merge(&bytes) else { return Ok(None) };
+                run
+            }
+        };
+        if run.is_empty() {
+            return Ok(None);
         }
-        inputs.sort_by_key(|s| s.meta.order);
+        if scope == Scope::All {
+            self.reclaim_deleted.store(false, Ordering::Release);
+        }
+        // Flushes only add segments of higher orders, so a run that starts
+        // at the oldest segment still does when the output is published.
+        let apply_retention = run.start == 0;
+        let inputs = segments[run].to_vec();
+        debug_assert!(inputs.windows(2).all(|w| w[0].meta.order < w[1].meta.order));
+        let mut report = CompactionReport::default();
         let tombstones: HashMap<TwinId, u64> = self.catalog.read().tombstones.clone();
-        let retention = self.retention.read().clone();
+        let retention =
+            if apply_retention { self.retention.read().clone() } else { RetentionPolicy::default() };
         let now = Timestamp::now().as_nanos();
         report.segments_in = inputs.len();
         report.points_in = inputs.iter().map(|s| s.point_count()).sum();
@@ -1178,6 +1276,7 @@ impl Inner {
         report.points_dropped_retention = dropped_retention;
         report.points_out = segment.point_count();
         report.bytes_after = segment.bytes;
+        self.counters.compacted_bytes.fetch_add(segment.bytes, Ordering::Relaxed);
         let replaced: HashSet<u64> = segment.meta.replaced.iter().copied().collect();
         self.register(&segment)?;
         {
@@ -1213,7 +1312,7 @@ impl Inner {
         self.counters.retention_dropped.fetch_add(dropped_retention, Ordering::Relaxed);
         let skips: u64 = inputs.iter().map(|s| s.bad.skipped()).sum();
         self.counters.bad_block_skips_retired.fetch_add(skips, Ordering::Relaxed);
-        Ok(report)
+        Ok(Some(report))
     }
 
     fn stats(&self) -> StoreStats {
@@ -1235,10 +1334,13 @@ impl Inner {
             last_fsync_micros: c.last_fsync_micros.load(Ordering::Relaxed),
             flushes_total: self.counters.flushes.load(Ordering::Relaxed),
             compactions_total: self.counters.compactions.load(Ordering::Relaxed),
+            flushed_bytes_total: self.counters.flushed_bytes.load(Ordering::Relaxed),
+            compacted_bytes_total: self.counters.compacted_bytes.load(Ordering::Relaxed),
             retention_dropped_points_total: self.counters.retention_dropped.load(Ordering::Relaxed),
             bad_blocks: view.segments.iter().map(|s| s.bad.len()).sum(),
             bad_block_reads_skipped_total: self.counters.bad_block_skips_retired.load(Ordering::Relaxed)
                 + view.segments.iter().map(|s| s.bad.skipped()).sum::<u64>(),
+            series_keys_listed_total: self.counters.series_keys_listed.load(Ordering::Relaxed),
         }
     }
 
@@ -1273,22 +1375,23 @@ impl Inner {
         }
     }
 
-    fn maintenance_loop(&self) {
-        let mut last_retention = Instant::now();
-        loop {
-            {
-                let mut shutdown = self.shutdown.lock();
-                if *shutdown {
-                    return;
-                }
-                self.wake.wait_for(&mut shutdown, MAINTENANCE_TICK);
-                if *shutdown {
-                    return;
-                }
-            }
-            let (head_points, first_write, segments) = {
+    /// Waits on `wake` for one tick or until woken; false once the store
+    /// is shutting down.
+    fn wait(&self, wake: &Condvar) -> bool {
+        let mut shutdown = self.shutdown.lock();
+        if !*shutdown {
+            wake.wait_for(&mut shutdown, MAINTENANCE_TICK);
+        }
+        !*shutdown
+    }
+
+    /// Flushes the head when it is full or old enough, then wakes the
+    /// compaction thread.
+    fn flush_loop(&self) {
+        while self.wait(&self.wake_flush) {
+            let (head_points, first_write) = {
                 let view = self.view.read();
-                (view.active.point_count(), view.active.first_write(), view.segments.len())
+                (view.active.point_count(), view.active.first_write())
             };
             let age_nanos =
                 first_write.map_or(0, |t| Timestamp::now().as_nanos().saturating_sub(t.as_nanos()));
@@ -1296,18 +1399,40 @@ impl Inner {
             if head_points >= self.config.head_flush_points
                 || (first_write.is_some() && age_nanos >= interval_nanos)
             {
-                let _m = self.maintenance.lock();
-                if let Err(e) = self.guard(self.flush_locked()) {
-                    tracing::error!(error = %e, "background flush failed");
+                let _f = self.flushing.lock();
+                match self.guard(self.flush_locked()) {
+                    Ok(_) => {
+                        self.wake_compaction.notify_one();
+                    }
+                    Err(e) => tracing::error!(error = %e, "background flush failed"),
                 }
             }
-            let retention_due =
-                self.retention.read().is_limited() && last_retention.elapsed() >= RETENTION_INTERVAL;
-            if segments > COMPACT_AFTER_SEGMENTS || (retention_due && segments > 0) {
-                let _m = self.maintenance.lock();
-                match self.guard(self.compact_locked()) {
-                    Ok(_) => last_retention = Instant::now(),
+        }
+    }
+
+    /// Merges tiers until none is due, and the whole store once per
+    /// [`RECLAIM_INTERVAL`] when retention or deleted twins leave space to
+    /// reclaim.
+    fn compaction_loop(&self) {
+        let mut last_reclaim = Instant::now();
+        while self.wait(&self.wake_compaction) {
+            let reclaim = self.retention.read().is_limited() || self.reclaim_deleted.load(Ordering::Acquire);
+            if reclaim && last_reclaim.elapsed() >= RECLAIM_INTERVAL {
+                let _c = self.compacting.lock();
+                match self.guard(self.compact_locked(Scope::All)) {
+                    Ok(_) => last_reclaim = Instant::now(),
                     Err(e) => tracing::error!(error = %e, "background compaction failed"),
+                }
+            }
+            loop {
+                let _c = self.compacting.lock();
+                match self.guard(self.compact_locked(Scope::Tier)) {
+                    Ok(Some(_)) if !*self.shutdown.lock() => {}
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::error!(error = %e, "background compaction failed");
+                        break;
+                    }
                 }
             }
         }

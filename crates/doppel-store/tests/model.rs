@@ -13,11 +13,18 @@ use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Write { series: usize, samples: Vec<(i64, i8)> },
+    Write {
+        series: usize,
+        samples: Vec<(i64, i8)>,
+    },
     Flush,
     Compact,
+    /// Merge size tiers until none is due, as the background does.
+    CompactTiers,
     Reopen,
-    Delete { twin: usize },
+    Delete {
+        twin: usize,
+    },
 }
 
 const TWINS: [&str; 2] = ["a", "b"];
@@ -35,8 +42,9 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => (0..4usize, proptest::collection::vec((0i64..40, any::<i8>()), 1..8))
             .prop_map(|(series, samples)| Op::Write { series, samples }),
-        1 => Just(Op::Flush),
+        2 => Just(Op::Flush),
         1 => Just(Op::Compact),
+        2 => Just(Op::CompactTiers),
         1 => Just(Op::Reopen),
         1 => (0..2usize).prop_map(|twin| Op::Delete { twin }),
     ]
@@ -102,7 +110,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
     #[test]
-    fn store_matches_a_last_write_wins_model(ops in proptest::collection::vec(op(), 1..30)) {
+    fn store_matches_a_last_write_wins_model(ops in proptest::collection::vec(op(), 1..40)) {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(config(dir.path())).unwrap();
         let mut model: Model = BTreeMap::new();
@@ -119,6 +127,7 @@ proptest! {
                 }
                 Op::Flush => { store.flush().unwrap(); }
                 Op::Compact => { store.compact().unwrap(); }
+                Op::CompactTiers => while store.compact_tier().unwrap().is_some() {},
                 Op::Reopen => {
                     drop(store);
                     store = Store::open(config(dir.path())).unwrap();

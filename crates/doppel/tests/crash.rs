@@ -44,8 +44,8 @@ use rand::{Rng, SeedableRng};
 const PLAIN_CYCLES: usize = 20;
 
 /// Cycles of the flush/compaction variant: with a head of 5,000 points
-/// and a compaction once more than eight segments exist, this many cycles
-/// see many flushes and usually a compaction or two.
+/// and a tier merge once four segments of a size exist, this many cycles
+/// see many flushes and several compactions.
 const FLUSH_CYCLES: usize = 16;
 
 /// Concurrent writers; more than one so group commit shares fsyncs and
@@ -101,7 +101,7 @@ const KILL_DELAY_MS: std::ops::Range<u64> = 20..250;
 const SEGMENT_WATCH_MS: u64 = 2_000;
 
 /// Store settings of the flush variant: a small head makes flushes (and,
-/// after eight segments, compactions) happen every few hundred
+/// every four flushes, compactions) happen every few hundred
 /// milliseconds, so kills land inside them.
 const FLUSH_CONFIG: &str = "[store]\nhead_flush_points = 5000\n";
 
