@@ -201,6 +201,7 @@ fn table() -> BTreeMap<(&'static str, &'static str), Case> {
     rows.insert(("get", "/health"), read_case(None, None, [200; 7]));
     rows.insert(("get", "/api/openapi.json"), read_case(None, None, [200; 7]));
     rows.insert(("get", "/metrics"), read_case(None, None, [401, 403, 403, 403, 403, 403, 200]));
+    rows.insert(("post", "/api/v1/admin/flush"), read_case(None, None, [401, 403, 403, 403, 403, 403, 200]));
     rows.insert(
         ("post", "/api/v1/tokens"),
         Case {

@@ -697,7 +697,7 @@ impl Inner {
         self.counters.refused_flush_behind.fetch_add(1, Ordering::Relaxed);
         // Flushes start when the head reaches `head_flush_points`; wake the
         // maintenance thread in case this head got here between its ticks.
-        self.wake.notify_one();
+        self.wake_flush.notify_one();
         Err(StoreError::FlushBehind { head_points, limit })
     }
 
