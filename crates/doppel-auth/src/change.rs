@@ -40,6 +40,14 @@ pub enum AuthChange {
 }
 
 impl AuthChange {
+    /// How many entries of the state (twins, tokens) the change writes.
+    pub fn entries(&self) -> u64 {
+        match self {
+            AuthChange::Claim { twins, .. } | AuthChange::Release { twins } => twins.len() as u64,
+            AuthChange::TokenCreated(_) | AuthChange::TokenRevoked { .. } => 1,
+        }
+    }
+
     /// Applies the change to `state`. Fails only for a revocation of a
     /// token the state does not hold, which a log Doppel wrote never asks.
     pub fn apply(&self, state: &mut AuthState) -> Result<(), AuthError> {

@@ -11,8 +11,10 @@
 //! (owners of twins created by first writes, tokens made and revoked: an
 //! [`AuthChange`]) are appended to the log, one fsynced record per call,
 //! so that they cost the same with a million twins as with one. Other
-//! changes, and a log grown past half the snapshot (so compaction costs
-//! O(1) per change, amortised), replace the snapshot atomically (the new
+//! changes, and files holding more superseded entries (twins released,
+//! tokens revoked) than live ones (so compaction costs O(1) per change,
+//! amortised, and creating alone never forces it), replace the snapshot
+//! atomically (the new
 //! text goes to `state.json.tmp`, which is fsynced, renamed over
 //! `state.json`, and the directory fsynced) under the next generation,
 //! and then start an empty log of that generation.
@@ -57,10 +59,10 @@ const LOG_HEADER_BYTES: usize = 16;
 /// offset: a record moved elsewhere, or replayed into another generation,
 /// does not open.
 const LOG_AAD: &[u8] = b"doppel auth log";
-/// A log is folded into the snapshot once it is larger than this many
-/// bytes and than half the snapshot: below it, replaying it at start is
-/// cheaper than rewriting the snapshot.
-const MIN_COMPACTED_LOG_BYTES: u64 = 4 * 1024 * 1024;
+/// Superseded entries tolerated beyond the live ones before the log is
+/// folded into a new snapshot: replaying a few thousand at start costs
+/// less than a rewrite.
+const MIN_SUPERSEDED_ENTRIES: u64 = 4096;
 /// The format version this code writes and reads.
 const STATE_VERSION: u32 = 1;
 /// What a sealed state file starts with.
@@ -128,8 +130,9 @@ pub struct AuthStore {
 struct LogState {
     /// The generation of the snapshot, which the log continues.
     generation: u64,
-    /// Size of the snapshot on disk.
-    snapshot_bytes: u64,
+    /// Entries (twins, tokens) the snapshot and the log hold, superseded
+    /// ones included.
+    entries: u64,
     /// The log continuing the snapshot; `None` until the first append
     /// creates it when none was loaded.
     appender: Option<Appender>,
@@ -163,9 +166,8 @@ impl AuthStore {
     /// or worse, let a new bootstrap token in.
     pub fn load(&self) -> Result<Loaded, AuthError> {
         let (mut state, generation, snapshot_plain) = self.load_snapshot()?;
-        let snapshot_bytes = fs::metadata(self.path()).map(|m| m.len()).unwrap_or(0);
         let mut log = self.lock_log();
-        *log = LogState { generation, snapshot_bytes, appender: None };
+        *log = LogState { generation, entries: live_entries(&state), appender: None };
         let (torn_log_at, log_plain) = self.replay_log(&mut state, &mut log)?;
         drop(log);
         if self.key.is_some() && (snapshot_plain || log_plain) {
@@ -250,6 +252,7 @@ impl AuthStore {
             let changes: Vec<AuthChange> = serde_json::from_slice(&json).map_err(|e| at(e.to_string()))?;
             for change in &changes {
                 change.apply(state).map_err(|e| at(e.to_string()))?;
+                log.entries += change.entries();
             }
         }
         // Opening after the whole records cuts a torn one off, durably.
@@ -278,15 +281,24 @@ impl AuthStore {
                 AuthError::CorruptState { path: path.clone(), reason: format!("cannot be sealed: {e}") }
             })?,
         };
-        appender.append(&payload).map_err(fs_error)
+        appender.append(&payload).map_err(fs_error)?;
+        log.entries += changes.iter().map(AuthChange::entries).sum::<u64>();
+        Ok(())
     }
 
-    /// True when the log has grown enough that folding it into a new
-    /// snapshot ([`AuthStore::save`]) costs O(1) per change it holds.
-    pub fn wants_snapshot(&self) -> bool {
-        let log = self.lock_log();
-        let log_bytes = log.appender.as_ref().map_or(0, Appender::bytes);
-        log_bytes > MIN_COMPACTED_LOG_BYTES.max(log.snapshot_bytes / 2)
+    /// True when a failed fsync stopped the log: what it holds can no
+    /// longer be vouched for, so the next change must be saved as a whole
+    /// snapshot ([`AuthStore::save`]), which also starts a new log.
+    pub fn log_stopped(&self) -> bool {
+        self.lock_log().appender.as_ref().is_some_and(Appender::is_stopped)
+    }
+
+    /// True when the files hold more superseded entries than `state` has
+    /// live ones (and a few thousand), so that folding the log into a new
+    /// snapshot ([`AuthStore::save`]) costs O(1) per change it drops.
+    pub fn wants_snapshot(&self, state: &AuthState) -> bool {
+        let live = live_entries(state);
+        self.lock_log().entries.saturating_sub(live) > live + MIN_SUPERSEDED_ENTRIES
     }
 
     fn lock_log(&self) -> MutexGuard<'_, LogState> {
@@ -335,7 +347,7 @@ impl AuthStore {
         // The snapshot holds everything: the old log is stale from here
         // on, whether or not the new one is made now (the next append
         // retries).
-        *log = LogState { generation, snapshot_bytes: bytes.len() as u64, appender: None };
+        *log = LogState { generation, entries: live_entries(state), appender: None };
         log.appender = self.create_log(generation).ok();
         Ok(())
     }
@@ -398,6 +410,11 @@ fn read_log_header(bytes: &[u8]) -> Option<(bool, u64)> {
     let mut generation = [0u8; 8];
     generation.copy_from_slice(&header[8..]);
     Some((sealed, u64::from_le_bytes(generation)))
+}
+
+/// Tokens and twins with a policy: what a snapshot holds.
+fn live_entries(state: &AuthState) -> u64 {
+    (state.tokens.len() + state.policies.len()) as u64
 }
 
 fn fs_error(error: doppel_fs::Error) -> AuthError {

@@ -23,10 +23,12 @@
 //! ```
 //!
 //! The log is folded into the shards (every shard holding a logged key is
-//! rewritten, then an empty log replaces the old one) once it holds more
-//! than [`MIN_FOLDED_KEYS`] and a quarter of all keys, so folding costs
-//! O(1) per key, amortised; and at once by `destroy` of a logged key and
-//! by `rotate`. Opening replays the log after the shards; a torn last
+//! rewritten, then an empty log replaces the old one) by `destroy` of a
+//! logged key, so that no file keeps a destroyed key, and by `rotate`.
+//! Creating keys alone never folds it: the log holds no superseded entry
+//! (a destroyed key is folded out at once), so it is no larger than the
+//! shards would be, and replaying it at start costs what reading them
+//! does. Opening replays the log after the shards; a torn last
 //! record (a crash during its append, never acknowledged) is cut off and
 //! reported by [`Keyring::torn_log_at`].
 //!
@@ -52,10 +54,6 @@ const HEADER_BYTES: usize = 16;
 const ENTRY_BYTES: usize = 8 + KEY_BYTES;
 const LOG_FILE: &str = "keys.log";
 const LOG_MAGIC: &[u8; 8] = b"DPLKLOG1";
-/// The log is folded into the shards only once it holds more keys than
-/// this (and a quarter of all keys): rewriting the shards for a few keys
-/// would cost more than replaying them at start.
-pub const MIN_FOLDED_KEYS: usize = 4096;
 
 /// Data keys by twin number, persisted under the master key.
 pub struct Keyring {
@@ -264,9 +262,6 @@ impl Keyring {
         for (&number, key) in numbers.iter().zip(&keys) {
             self.shards[shard_of(number)].write().insert(number, key.clone());
             log.numbers.insert(number);
-        }
-        if log.numbers.len() > MIN_FOLDED_KEYS.max(self.len() / 4) {
-            self.fold(&mut log)?;
         }
         Ok(keys)
     }
@@ -593,17 +588,5 @@ mod tests {
         drop(reopened);
         let again = Keyring::open(dir.path(), master, Vec::new()).unwrap();
         assert_eq!((again.len(), again.torn_log_at()), (3, None));
-    }
-
-    #[test]
-    fn a_grown_key_log_is_folded_into_the_shards() {
-        let dir = tempfile::tempdir().unwrap();
-        let master = MasterKey::generate().unwrap();
-        let keyring = Keyring::open(dir.path(), master_copy(&master), Vec::new()).unwrap();
-        let numbers: Vec<u64> = (100..100 + MIN_FOLDED_KEYS as u64 + 1).collect();
-        keyring.create_many(&numbers).unwrap();
-        assert_eq!(std::fs::read(dir.path().join(LOG_FILE)).unwrap().len(), HEADER_BYTES);
-        drop(keyring);
-        assert_eq!(Keyring::open(dir.path(), master, Vec::new()).unwrap().len(), numbers.len());
     }
 }

@@ -124,6 +124,12 @@ impl Appender {
         Ok(Appender { file, len: end, sync_failed: false })
     }
 
+    /// True after a failed fsync: every append is refused, and the owner
+    /// must write what it holds elsewhere (a new snapshot) to go on.
+    pub fn is_stopped(&self) -> bool {
+        self.sync_failed
+    }
+
     /// The log's size in bytes, header included.
     pub fn bytes(&self) -> u64 {
         self.len

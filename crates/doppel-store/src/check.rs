@@ -61,9 +61,12 @@ pub fn check(
     let mut report = CheckReport::default();
     progress("catalog.bin");
     let mut catalog = match Catalog::load(dir, sealing.map(Arc::as_ref)) {
-        Ok(catalog) => catalog,
-        Err(StoreError::Corrupt { offset, reason, .. }) => {
-            report.damage.push(format!("catalog.bin: at byte {offset}: {reason}"));
+        Ok((catalog, _)) => catalog,
+        Err(StoreError::Corrupt { path, offset, reason }) => {
+            let file = path
+                .file_name()
+                .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+            report.damage.push(format!("{file}: at byte {offset}: {reason}"));
             Catalog::default()
         }
         Err(e) => return Err(e),

@@ -15,7 +15,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::StoreError;
 use crate::bad_blocks::BadBlock;
-use crate::catalog::{Catalog, TwinRecord, write_snapshot};
+use crate::catalog::{Catalog, CatalogLog, TwinRecord};
 use crate::config::{
     CompactionReport, DiscardedSegment, FlushReport, RecoveryReport, RetentionPolicy, StoreConfig,
     StoreStats, WalDamage, WriteReceipt,
@@ -124,6 +124,8 @@ struct Inner {
     /// Distinct series across heads and segments, for [`Store::stats`].
     registry: Arc<SeriesRegistry>,
     catalog: RwLock<Catalog>,
+    /// Where flushes persist the catalog's changes.
+    catalog_log: Mutex<CatalogLog>,
     /// The keys everything is sealed under, when encryption at rest is on.
     sealing: Option<Arc<Sealing>>,
     /// Twin numbers whose keys exist but are not assigned yet, handed out
@@ -512,7 +514,20 @@ impl Inner {
         let sealing = config.sealing.clone();
         check_marker(&config.dir, sealing.as_deref())?;
         let mut report = RecoveryReport::default();
-        let mut catalog = Catalog::load(&config.dir, sealing.as_deref())?;
+        let (mut catalog, loaded_log) = Catalog::load(&config.dir, sealing.as_deref())?;
+        let catalog_log = CatalogLog::open(&config.dir, &loaded_log, sealing.is_some())?;
+        if sealing.is_some() && loaded_log.plain_snapshot {
+            // The first flush must replace the plain snapshot by a sealed one.
+            catalog.version += 1;
+        }
+        if let Some(offset) = loaded_log.torn_at {
+            // Only a flush appends to it, and the WAL it had not yet
+            // released still holds every change the torn record carried.
+            tracing::warn!(
+                offset,
+                "catalog.log ended in a torn record (a crash during a flush); it was cut off"
+            );
+        }
         let segments = load_segments(&segment_dir, sealing.as_ref(), &mut report)?;
         let wal_start = segments.iter().map(|s| s.meta.wal_start).max().unwrap_or(0);
         let mut next_seq = segments.iter().map(|s| s.id.max(s.meta.order)).max().unwrap_or(0);
@@ -573,6 +588,7 @@ impl Inner {
             view: RwLock::new(View { active: Arc::new(head), frozen: None, segments: Arc::new(segments) }),
             registry,
             catalog: RwLock::new(catalog),
+            catalog_log: Mutex::new(catalog_log),
             sealing,
             key_reserve: Mutex::new(Vec::new()),
             next_seq: AtomicU64::new(next_seq + 1),
@@ -1141,18 +1157,32 @@ impl Inner {
         result
     }
 
+    /// Persists the catalog's changes since the last flush: appended to
+    /// the catalog log, or, once the files hold more superseded entries
+    /// than live ones, as a whole new snapshot that empties it.
     fn snapshot_catalog(&self, report: &mut FlushReport) -> Result<(), StoreError> {
-        let snapshot = {
+        let mut log = self.catalog_log.lock();
+        let sealing = self.sealing.as_deref();
+        let (bytes, version, whole, entries) = {
             let c = self.catalog.read();
-            (c.version != c.snapshot_version)
-                .then(|| c.snapshot(self.sealing.as_deref()).map(|b| (b, c.version)))
-                .transpose()?
+            if c.version == c.snapshot_version {
+                return Ok(());
+            }
+            let live = (c.twins.len() + c.tombstones.len()) as u64;
+            let whole = log.wants_snapshot(live);
+            let (bytes, entries) = match whole {
+                true => (c.snapshot(sealing)?, live),
+                false => (c.changes(sealing)?, c.changed.len() as u64),
+            };
+            (bytes, c.version, whole, entries)
         };
-        if let Some((bytes, version)) = snapshot {
-            write_snapshot(&self.config.dir, &bytes)?;
-            self.catalog.write().snapshot_version = version;
-            report.catalog_snapshot = true;
+        if whole {
+            log.write_snapshot(&bytes, entries)?;
+        } else {
+            log.append(&bytes, entries)?;
         }
+        self.catalog.write().persisted(version);
+        report.catalog_snapshot = true;
         Ok(())
     }
 

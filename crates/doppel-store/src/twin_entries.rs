@@ -80,6 +80,12 @@ impl TwinEntries {
 
     /// Up to `limit` records with ids after `after`, in id order, only
     /// those of `model` when given.
+    /// The record of `id`, borrowed.
+    pub fn get_ref(&self, id: &TwinId) -> Option<TwinRecordRef<'_>> {
+        let (id, entry) = self.twins.get_key_value(id)?;
+        Some(self.view(id, entry))
+    }
+
     pub fn page(&self, after: Option<&TwinId>, limit: usize, model: Option<&str>) -> Vec<TwinRecord> {
         let model = match model {
             Some(name) => match self.model_index.get(name) {

@@ -138,6 +138,36 @@ fn failed_fsyncs_of_the_catalog_and_of_directories_stop_writes() {
 }
 
 #[test]
+fn a_failed_catalog_log_append_fails_the_flush_a_failed_fsync_stops_writes_and_nothing_is_lost() {
+    let cases: [(Op, Fault); 3] =
+        [(Op::Write, Fault::Enospc), (Op::Write, Fault::ShortWrite), (Op::Sync, Fault::Eio)];
+    for (op, fault) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(config(dir.path())).unwrap();
+        store.put_twin(&twin("alice")).unwrap();
+        store.write(&batch(&hr(), &[(1, 60.0)])).unwrap();
+        store.flush().unwrap();
+        // The next flush appends bob's record to catalog.log.
+        store.put_twin(&twin("bob")).unwrap();
+        store.write(&batch(&hr(), &[(2, 61.0)])).unwrap();
+        let armed = arm(&dir.path().join("catalog.log"), op, fault, Trigger::Always);
+        let error = store.flush().unwrap_err();
+        assert!(armed.fired() >= 1, "{op:?} {fault:?}: {error}");
+        armed.clear();
+        if op == Op::Sync {
+            assert_stopped(&store, error);
+        } else {
+            assert!(error.to_string().contains("catalog.log"), "the error names the file: {error}");
+            store.flush().unwrap();
+        }
+        drop(store);
+        let store = Store::open(config(dir.path())).unwrap();
+        assert_eq!(pairs(&store, &hr()), vec![(1, 60.0), (2, 61.0)], "{op:?} {fault:?}");
+        assert!(store.twin(&TwinId::new("bob").unwrap()).is_some(), "{op:?} {fault:?}");
+    }
+}
+
+#[test]
 fn failed_segment_writes_renames_and_removals_fail_the_flush_and_a_retry_succeeds() {
     let cases: [(&str, Op, Fault); 5] = [
         ("segments", Op::Open, Fault::Eio),

@@ -89,6 +89,16 @@ impl Policies {
         self.twins.keys()
     }
 
+    /// How many twins have an owner or a grant.
+    pub fn len(&self) -> usize {
+        self.twins.len()
+    }
+
+    /// True when no twin has an owner or a grant.
+    pub fn is_empty(&self) -> bool {
+        self.twins.is_empty()
+    }
+
     /// Forgets a deleted twin's owner and grants. Answers whether there
     /// were any.
     pub fn remove_twin(&mut self, twin: &TwinId) -> bool {

@@ -193,6 +193,14 @@ impl Auth {
         change: impl FnOnce(&mut AuthState) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
         let _writing = self.writing_guard();
+        self.replace_state(change)
+    }
+
+    /// [`Auth::update`], the caller holding `writing`.
+    fn replace_state<T>(
+        &self,
+        change: impl FnOnce(&mut AuthState) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
         let mut current = self.inner.state.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut next = current.clone();
         let answer = change(&mut next)?;
@@ -212,7 +220,8 @@ impl Auth {
     /// O(state), so that creating twins and tokens costs the same with a
     /// million of them as with one. Memory never holds a change the disk
     /// does not, and readers are not held up by the fsync. Folds the log
-    /// into a new snapshot once it has grown enough. Blocks on fsync: call
+    /// into a new snapshot once it holds more superseded entries than live
+    /// ones. Blocks on fsync: call
     /// it from a blocking thread.
     pub(crate) fn record<T>(
         &self,
@@ -223,19 +232,28 @@ impl Auth {
         if changes.is_empty() {
             return Ok(answer);
         }
+        // Plans are judged on the state under the writers' lock, so a
+        // change that does not apply is a bug, not input.
+        let apply = |state: &mut AuthState| {
+            changes
+                .iter()
+                .try_for_each(|change| change.apply(state))
+                .map_err(|e| ApiError::Internal(e.to_string()))
+        };
         if let Some(store) = &self.inner.store {
+            if store.log_stopped() {
+                // After a failed fsync the log cannot be trusted: the
+                // change goes into a whole snapshot written from memory,
+                // which starts a new log.
+                self.replace_state(apply)?;
+                return Ok(answer);
+            }
             store.append(&changes).map_err(not_saved)?;
         }
-        {
-            let mut state = self.inner.state.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-            for change in &changes {
-                // Plans are judged on this state under the writers' lock,
-                // so a change that does not apply is a bug, not input.
-                change.apply(&mut state).map_err(|error| ApiError::Internal(error.to_string()))?;
-            }
-        }
+        apply(&mut self.inner.state.write().unwrap_or_else(|poisoned| poisoned.into_inner()))?;
         self.announce_change();
-        if let Some(store) = self.inner.store.as_ref().filter(|store| store.wants_snapshot())
+        if let Some(store) = &self.inner.store
+            && store.wants_snapshot(&self.state())
             && let Err(error) = store.save(&self.state())
         {
             // Every change is durable in the log, which keeps growing
