@@ -98,6 +98,8 @@ impl File {
 impl Write for &File {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         #[cfg(feature = "failpoints")]
+        crate::failpoint::wait_if_held(Op::Write, &self.path);
+        #[cfg(feature = "failpoints")]
         if let Some(fault) = crate::failpoint::fire(Op::Write, &self.path) {
             if fault == crate::failpoint::Fault::ShortWrite && buf.len() > 1 {
                 (&self.file).write_all(&buf[..buf.len() / 2])?;

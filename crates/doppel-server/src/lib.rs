@@ -52,6 +52,7 @@ mod x509;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,8 +67,9 @@ pub use client_cert::{ClientCertificate, Sha256Fingerprint};
 pub use cohort::{Privacy, PrivacyConfig};
 pub use limits::{
     DEFAULT_HEADER_READ_TIMEOUT_MS, DEFAULT_MAX_BATCH_POINTS, DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_JSON_POINTS, DEFAULT_MAX_READ_POINTS, DEFAULT_REQUEST_TIMEOUT_MS,
-    DEFAULT_SUBSCRIBER_SEND_TIMEOUT_MS, MIN_MAX_HEADER_BYTES,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_JSON_POINTS,
+    DEFAULT_MAX_READ_POINTS, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_SUBSCRIBER_SEND_TIMEOUT_MS,
+    MIN_MAX_HEADER_BYTES,
 };
 pub use openapi::openapi;
 pub use tls::{ClientAuth, DEFAULT_TLS_RELOAD_POLL_MS, TlsConfig};
@@ -92,6 +94,13 @@ pub struct ServerConfig {
     /// more is refused (400), counted from block metadata before any of
     /// it is read.
     pub max_read_points: usize,
+    /// Most requests served at once; beyond it a request gets 503
+    /// `server-busy` with `Retry-After` at once. A request holds its slot
+    /// until its answer starts.
+    pub max_in_flight: NonZeroUsize,
+    /// Most connections open at once; beyond it the server stops
+    /// accepting until one closes.
+    pub max_connections: NonZeroUsize,
     /// Time a request may take to produce its answer before it gets 408.
     /// Streams (SSE, WebSocket) are bounded only while their answer starts.
     pub request_timeout: Duration,
@@ -133,6 +142,8 @@ impl Default for ServerConfig {
             max_batch_points: DEFAULT_MAX_BATCH_POINTS,
             max_json_points: DEFAULT_MAX_JSON_POINTS,
             max_read_points: DEFAULT_MAX_READ_POINTS,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             request_timeout: Duration::from_millis(DEFAULT_REQUEST_TIMEOUT_MS),
             header_read_timeout: Duration::from_millis(DEFAULT_HEADER_READ_TIMEOUT_MS),
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
@@ -224,7 +235,8 @@ pub enum ServerError {
 }
 
 /// What every handler shares: the engine, the limits, the request
-/// metrics and the count of dropped stream subscribers. (The shutdown signal streams watch comes with each request,
+/// metrics, the count of dropped stream subscribers and the in-flight
+/// request slots. (The shutdown signal streams watch comes with each request,
 /// from the accept loop.)
 #[derive(Clone)]
 pub(crate) struct AppState {
@@ -232,6 +244,7 @@ pub(crate) struct AppState {
     pub(crate) limits: Arc<ServerConfig>,
     pub(crate) metrics: Arc<ops::HttpMetrics>,
     pub(crate) dropped_subscribers: Arc<stream::DropCounts>,
+    pub(crate) in_flight: limits::Slots,
 }
 
 /// Builds the API as an axum [`Router`], for tests and for embedding in a
@@ -243,6 +256,7 @@ pub fn router(engine: Arc<Engine>, config: &ServerConfig) -> Router {
         limits: Arc::new(config.clone()),
         metrics: Arc::new(ops::HttpMetrics::default()),
         dropped_subscribers: Arc::new(stream::DropCounts::default()),
+        in_flight: limits::Slots::new(config.max_in_flight),
     };
     let api = Router::new()
         .route("/api/v2/write", post(write::write_v2))
@@ -274,6 +288,9 @@ pub fn router(engine: Arc<Engine>, config: &ServerConfig) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), audit::record))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::middleware::authenticate))
         .layer(axum::middleware::from_fn_with_state(config.request_timeout, limits::timeout))
+        // Outside authentication and the timeout, so overload is refused
+        // before a request costs anything.
+        .layer(axum::middleware::from_fn_with_state(state.in_flight.clone(), limits::in_flight))
         .layer(axum::middleware::from_fn_with_state(state.clone(), ops::record_request))
         // Bodies are read by `limits::read_body`, which enforces
         // `max_body_bytes` itself with a clear 413.

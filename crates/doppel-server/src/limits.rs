@@ -4,6 +4,8 @@
 //! ones operators tune are also fields of [`crate::ServerConfig`].
 
 use std::io::Read;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -12,6 +14,7 @@ use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::problem::ApiError;
 
@@ -40,6 +43,25 @@ pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 30_000;
 /// a few seconds, and InfluxDB clients and Telegraf wait this long before
 /// they send the batch again rather than retrying at once.
 pub const FLUSH_BEHIND_RETRY_AFTER_SECS: u64 = 5;
+
+/// Seconds a request refused because the server is at its in-flight
+/// limit is told to wait (`Retry-After`): requests take milliseconds to
+/// seconds, so a slot is soon free.
+pub const BUSY_RETRY_AFTER_SECS: u64 = 1;
+
+/// Default most requests served at once. Each may pin a body of
+/// [`DEFAULT_MAX_BODY_BYTES`] and a blocking thread; 256 stays under
+/// tokio's 512 blocking threads, so an admitted request never queues for
+/// one, and bounds what requests pin to a few gigabytes at worst, while a
+/// 2-core server is saturated by far fewer. Beyond it a request is
+/// refused at once (503 with `Retry-After`) rather than queued.
+pub const DEFAULT_MAX_IN_FLIGHT: NonZeroUsize = NonZeroUsize::new(256).unwrap();
+
+/// Default most connections open at once: each holds a task, its buffers
+/// and a file descriptor. Beyond it the server stops accepting until one
+/// closes (new clients wait in the kernel's backlog). The process's
+/// open-file limit must be above it, with room for the store's files.
+pub const DEFAULT_MAX_CONNECTIONS: NonZeroUsize = NonZeroUsize::new(4096).unwrap();
 
 /// Default time a client has to send a request head (and, on a new TLS
 /// connection, to finish the handshake first): generous for a phone on a
@@ -196,6 +218,54 @@ pub(crate) async fn timeout(State(limit): State<Duration>, request: Request, nex
         Ok(response) => response,
         Err(_) => ApiError::Timeout { after_ms: duration_ms(limit) }.into_response(),
     }
+}
+
+/// A fixed number of slots, each held while one thing (a request, a
+/// connection) is served: [`crate::ServerConfig::max_in_flight`] and
+/// [`crate::ServerConfig::max_connections`].
+#[derive(Clone, Debug)]
+pub(crate) struct Slots {
+    limit: usize,
+    semaphore: Arc<Semaphore>,
+}
+
+impl Slots {
+    pub(crate) fn new(limit: NonZeroUsize) -> Self {
+        let limit = limit.get().min(Semaphore::MAX_PERMITS);
+        Self { limit, semaphore: Arc::new(Semaphore::new(limit)) }
+    }
+
+    /// A free slot now, or `None` when all are held.
+    pub(crate) fn try_take(&self) -> Option<OwnedSemaphorePermit> {
+        self.semaphore.clone().try_acquire_owned().ok()
+    }
+
+    /// The next free slot, waiting for one; `None` only if the slots are
+    /// closed, which they never are.
+    pub(crate) async fn take(&self) -> Option<OwnedSemaphorePermit> {
+        self.semaphore.clone().acquire_owned().await.ok()
+    }
+
+    /// Slots held now.
+    pub(crate) fn count(&self) -> usize {
+        self.limit - self.semaphore.available_permits()
+    }
+
+    /// The limit.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
+    }
+}
+
+/// Answers 503 `server-busy` with `Retry-After` at once when
+/// [`crate::ServerConfig::max_in_flight`] requests are being served, so
+/// overload is refused rather than queued in memory. A slot is held until
+/// the answer starts: a stream or a streamed export holds none after that.
+pub(crate) async fn in_flight(State(in_flight): State<Slots>, request: Request, next: Next) -> Response {
+    let Some(_slot) = in_flight.try_take() else {
+        return ApiError::Busy { limit: in_flight.limit() }.into_response();
+    };
+    next.run(request).await
 }
 
 fn duration_ms(duration: Duration) -> u64 {

@@ -5,7 +5,9 @@
 //! them: a client has [`crate::ServerConfig::header_read_timeout`] to
 //! finish the TLS handshake and send its first request head, and an
 //! HTTP/1 client has it again for every later head; request heads larger
-//! than [`crate::ServerConfig::max_header_bytes`] get 431.
+//! than [`crate::ServerConfig::max_header_bytes`] get 431; at most
+//! [`crate::ServerConfig::max_connections`] are open at once, beyond
+//! which the loop stops accepting until one closes.
 //!
 //! A handler may close its own connection at once ([`ConnectionCloser`]):
 //! that is how a stream subscriber that stopped reading is let go.
@@ -29,11 +31,12 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc, watch};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
 use crate::client_cert::ClientCertificate;
+use crate::limits::Slots;
 use crate::stream::shutdown_requested;
 use crate::tls::{Tls, reload};
 use crate::{ServerConfig, ServerError};
@@ -49,7 +52,13 @@ struct Shared {
     http: auto::Builder<TokioExecutor>,
     tls: Option<Tls>,
     header_read_timeout: Duration,
+    connections: OpenConnections,
 }
+
+/// The slots of open connections, [`crate::ServerConfig::max_connections`]
+/// of them; every request carries it as an extension, for `/metrics`.
+#[derive(Clone, Debug)]
+pub(crate) struct OpenConnections(pub(crate) Slots);
 
 /// Serves `app` on `listener` until `shutdown` completes, then tells every
 /// connection and stream to stop and waits for the connections to finish.
@@ -70,17 +79,27 @@ pub(crate) async fn serve(
     let _reload = tls.as_ref().map(|tls| {
         AbortOnDrop(tokio::spawn(reload::watch(tls.certificate.clone(), tls.reload_poll, stop.subscribe())))
     });
-    let shared = Arc::new(Shared { app, http, tls, header_read_timeout: config.header_read_timeout });
+    let connections = OpenConnections(Slots::new(config.max_connections));
+    let shared =
+        Arc::new(Shared { app, http, tls, header_read_timeout: config.header_read_timeout, connections });
     let (done_sender, mut all_done) = mpsc::channel::<()>(1);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
+        // At the limit, new clients wait in the kernel's backlog until a
+        // connection closes.
+        let slot = tokio::select! {
+            slot = shared.connections.0.take() => slot,
+            () = &mut shutdown => break,
+        };
+        let Some(slot) = slot else { break };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
         };
         match accepted {
             Ok((stream, peer)) => {
-                let connection = Connection { shared: shared.clone(), peer, stop: stop.subscribe() };
+                let connection =
+                    Connection { shared: shared.clone(), peer, stop: stop.subscribe(), _slot: slot };
                 tokio::spawn(connection.run(stream, done_sender.clone()));
             }
             Err(error) if is_connection_error(&error) => {
@@ -144,6 +163,8 @@ struct Connection {
     shared: Arc<Shared>,
     peer: SocketAddr,
     stop: watch::Receiver<bool>,
+    /// Given back when the connection ends.
+    _slot: OwnedSemaphorePermit,
 }
 
 impl Connection {
@@ -203,11 +224,13 @@ impl Connection {
         let (closer, close_requested) = ConnectionCloser::new();
         // The peer address lets the rate limit tell anonymous clients apart.
         let peer = axum::extract::ConnectInfo(self.peer);
+        let connections = self.shared.connections.clone();
         let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
             seen.store(true, Ordering::Relaxed);
             request.extensions_mut().insert(shutdown.clone());
             request.extensions_mut().insert(closer.clone());
             request.extensions_mut().insert(peer);
+            request.extensions_mut().insert(connections.clone());
             if let Some(client) = &client {
                 request.extensions_mut().insert(client.clone());
             }

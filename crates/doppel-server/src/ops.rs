@@ -97,7 +97,11 @@ fn open_problems(state: &AppState) -> Vec<doppel_store::StoreProblem> {
     security(("bearer" = [])),
     responses((status = 200, description = "Prometheus text format 0.0.4 (administrators only)", content_type = "text/plain; version=0.0.4", body = String))
 )]
-pub(crate) async fn metrics(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+pub(crate) async fn metrics(
+    State(state): State<AppState>,
+    connections: Option<axum::Extension<crate::listener::OpenConnections>>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
     caller.require_admin()?;
     let engine = state.engine.clone();
     // Store statistics may look at files on disk: off the async workers.
@@ -107,6 +111,10 @@ pub(crate) async fn metrics(State(state): State<AppState>, caller: Caller) -> Re
     render_store_problems(&mut text, &open_problems(&state));
     render_dropped_subscribers(&mut text, &state.dropped_subscribers);
     render_fs_counters(&mut text, &doppel_fs::counters());
+    render_in_flight(&mut text, &state.in_flight);
+    if let Some(axum::Extension(connections)) = connections {
+        render_connections(&mut text, &connections);
+    }
     state.metrics.render(&mut text);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response())
 }
@@ -352,6 +360,41 @@ fn render_dropped_subscribers(text: &mut String, drops: &crate::stream::DropCoun
         "counter",
         "Stream subscribers dropped for being slow, by reason (lagged: the bounded event buffer skipped events they had not read; send_timeout: one send took longer than the send timeout).",
         &samples,
+    );
+}
+
+fn render_in_flight(text: &mut String, in_flight: &crate::limits::Slots) {
+    family(
+        text,
+        "doppel_http_requests_in_flight",
+        "gauge",
+        "Requests being served now (this one included).",
+        &[("", in_flight.count() as f64)],
+    );
+    family(
+        text,
+        "doppel_http_max_in_flight",
+        "gauge",
+        "Requests served at once before more get 503 server-busy.",
+        &[("", in_flight.limit() as f64)],
+    );
+}
+
+/// The connection gauges, which only this crate's accept loop knows.
+fn render_connections(text: &mut String, connections: &crate::listener::OpenConnections) {
+    family(
+        text,
+        "doppel_http_connections",
+        "gauge",
+        "Connections open now.",
+        &[("", connections.0.count() as f64)],
+    );
+    family(
+        text,
+        "doppel_http_max_connections",
+        "gauge",
+        "Connections open at once before the server stops accepting.",
+        &[("", connections.0.limit() as f64)],
     );
 }
 

@@ -15,7 +15,7 @@ use doppel_store::StoreError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::limits::FLUSH_BEHIND_RETRY_AFTER_SECS;
+use crate::limits::{BUSY_RETRY_AFTER_SECS, FLUSH_BEHIND_RETRY_AFTER_SECS};
 
 /// Media type of RFC 9457 problem documents.
 pub(crate) const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
@@ -134,6 +134,10 @@ pub(crate) enum ApiError {
     /// which InfluxDB clients and Telegraf honour.
     #[error("{0}")]
     FlushBehind(String),
+    /// More requests are in flight than the server serves at once; this
+    /// one was refused before it did anything. Answered with `Retry-After`.
+    #[error("the server is serving its limit of {limit} requests at once; nothing was done, retry shortly")]
+    Busy { limit: usize },
     /// Writing to the store's WAL, the auth state or the privacy
     /// budget failed (an I/O error, a full disk) and nothing of the
     /// request was kept; it may be retried. The text names no file.
@@ -202,7 +206,8 @@ impl ApiError {
             Self::AuditUnavailable(_)
             | Self::StorageStopped(_)
             | Self::StorageWriteFailed(_)
-            | Self::FlushBehind(_) => StatusCode::SERVICE_UNAVAILABLE,
+            | Self::FlushBehind(_)
+            | Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -239,6 +244,7 @@ impl ApiError {
             Self::StorageStopped(_) => "storage-stopped",
             Self::StorageWriteFailed(_) => "storage-write-failed",
             Self::FlushBehind(_) => "flush-behind",
+            Self::Busy { .. } => "server-busy",
             Self::Internal(_) => "internal-error",
         }
     }
@@ -274,6 +280,7 @@ impl ApiError {
             Self::StorageStopped(_) => "Storage stopped",
             Self::StorageWriteFailed(_) => "Storage write failed",
             Self::FlushBehind(_) => "Flushing behind",
+            Self::Busy { .. } => "Server busy",
             Self::Internal(_) => "Internal server error",
         }
     }
@@ -308,6 +315,7 @@ impl ApiError {
             }
             Self::UnknownModel(_) => problem.parameter = Some("model".to_owned()),
             Self::BodyTooLarge { limit_bytes, .. } => problem.limit = Some(*limit_bytes as u64),
+            Self::Busy { limit } => problem.limit = Some(*limit as u64),
             Self::TooManyPoints { limit, .. } => problem.limit = Some(*limit as u64),
             Self::WriteForbidden { refused, .. } => problem.refused = Some(refused.clone()),
             Self::BudgetExhausted { budget, .. } => problem.budget = Some(*budget),
@@ -382,6 +390,9 @@ impl ApiError {
             }
             Self::FlushBehind(_) => {
                 headers.insert(header::RETRY_AFTER, header::HeaderValue::from(FLUSH_BEHIND_RETRY_AFTER_SECS));
+            }
+            Self::Busy { .. } => {
+                headers.insert(header::RETRY_AFTER, header::HeaderValue::from(BUSY_RETRY_AFTER_SECS));
             }
             _ => {}
         }

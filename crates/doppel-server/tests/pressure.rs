@@ -9,6 +9,7 @@ use common::{DAY_RANGE, NOON_SECS, TestServer, json_body};
 use doppel_fs::Op;
 use doppel_fs::failpoint::hold;
 use doppel_server::{Auth, ServerConfig};
+use std::num::NonZeroUsize;
 
 /// Head size that starts a flush, in points.
 const FLUSH_POINTS: usize = 10;
@@ -147,4 +148,53 @@ async fn a_raw_read_past_the_limit_is_refused_from_metadata_before_it_is_read() 
     assert_eq!(within.status(), 200);
     let body = json_body(within, "application/json").await;
     assert_eq!(body["points"].as_array().unwrap().len(), max_read_points);
+}
+
+#[tokio::test]
+async fn a_request_beyond_the_in_flight_limit_gets_503_server_busy_at_once() {
+    let config = ServerConfig { max_in_flight: NonZeroUsize::MIN, ..ServerConfig::default() };
+    let server = TestServer::start_with(config, |_| {}).await;
+    // The one slot is taken by a write held in its WAL append.
+    let held = hold(&server.data_dir().join("wal"), Op::Write);
+    let first =
+        tokio::spawn(server.client.post(server.url("/api/v2/write?precision=s")).body(batch(0)).send());
+    let held = tokio::task::spawn_blocking(move || {
+        held.wait_until_blocked(1);
+        held
+    })
+    .await
+    .unwrap();
+
+    let refused = server.get("/health").await;
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let problem = json_body(refused, "application/problem+json").await;
+    assert_eq!(problem["type"], "urn:doppel:problem:server-busy", "{problem}");
+    assert_eq!(problem["limit"], 1, "{problem}");
+
+    held.release();
+    assert_eq!(first.await.unwrap().unwrap().status(), 204);
+    let metrics = server.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("doppel_http_requests_in_flight 1\n"), "only /metrics itself: {metrics}");
+    assert!(metrics.contains("doppel_http_max_in_flight 1\n"), "{metrics}");
+    assert_eq!(read_values(&server).await, values_up_to(BATCH_POINTS));
+}
+
+#[tokio::test]
+async fn beyond_the_connection_limit_a_client_waits_until_a_connection_closes() {
+    let config = ServerConfig { max_connections: NonZeroUsize::MIN, ..ServerConfig::default() };
+    let server = TestServer::start_with(config, |_| {}).await;
+    // A keeps its connection open in its pool after each answer.
+    let a = reqwest::Client::new();
+    let metrics = a.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("doppel_http_connections 1\n"), "{metrics}");
+    assert!(metrics.contains("doppel_http_max_connections 1\n"), "{metrics}");
+
+    let b = reqwest::Client::new();
+    let waiting = tokio::spawn(b.get(server.url("/health")).send());
+    // A is still served on its connection while B waits for a slot.
+    assert_eq!(a.get(server.url("/health")).send().await.unwrap().status(), 200);
+    assert!(!waiting.is_finished(), "B was served while A held the only connection");
+    drop(a);
+    assert_eq!(waiting.await.unwrap().unwrap().status(), 200);
 }

@@ -2,6 +2,7 @@
 //! it.
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
 use clap::builder::BoolishValueParser;
@@ -138,6 +139,23 @@ pub struct ServeArgs {
     pub encryption: EncryptionArgs,
     #[command(flatten)]
     pub ingest: IngestLimitArgs,
+    #[command(flatten)]
+    pub load: LoadLimitArgs,
+}
+
+/// What the server takes on at once; each overrides the same name in
+/// `[limits]` (defaults in docs/configuration.md).
+#[derive(Args, Debug, Default, Clone)]
+pub struct LoadLimitArgs {
+    /// Most connections open at once; beyond it new clients wait to be accepted [default: 4096].
+    #[arg(long, env = "DOPPEL_MAX_CONNECTIONS")]
+    pub max_connections: Option<NonZeroUsize>,
+    /// Most requests served at once; beyond it 503 with Retry-After [default: 256].
+    #[arg(long, env = "DOPPEL_MAX_IN_FLIGHT")]
+    pub max_in_flight: Option<NonZeroUsize>,
+    /// Longest a request may take to start its answer (408 beyond) [default: 30s].
+    #[arg(long, env = "DOPPEL_REQUEST_TIMEOUT")]
+    pub request_timeout: Option<Span>,
 }
 
 /// Caps on what one request and one twin may bring; each overrides the

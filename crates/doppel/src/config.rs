@@ -16,7 +16,7 @@ use doppel_server::{
 };
 use serde::Deserialize;
 
-use crate::cli::{DEFAULT_DATA_DIR, DEFAULT_LISTEN, IngestLimitArgs, ServeArgs};
+use crate::cli::{DEFAULT_DATA_DIR, DEFAULT_LISTEN, IngestLimitArgs, LoadLimitArgs, ServeArgs};
 use crate::encryption::{EncryptionFileConfig, EncryptionSettings};
 
 /// The configuration file's shape. Every key is optional.
@@ -87,6 +87,10 @@ pub struct LimitsConfig {
     pub max_batch_points: Option<usize>,
     /// Most raw points one signal read returns.
     pub max_read_points: Option<usize>,
+    /// Most connections open at once.
+    pub max_connections: Option<std::num::NonZeroUsize>,
+    /// Most requests served at once.
+    pub max_in_flight: Option<std::num::NonZeroUsize>,
     /// Longest a request may take.
     pub request_timeout: Option<Span>,
     /// Longest a client may take to send a request head (and finish the
@@ -116,10 +120,13 @@ pub struct LimitsConfig {
 }
 
 impl LimitsConfig {
-    /// Takes every ingest cap the flags (or their environment variables)
-    /// set over the file's.
-    fn with_flags(self, flags: IngestLimitArgs) -> Self {
+    /// Takes every limit the flags (or their environment variables) set
+    /// over the file's.
+    fn with_flags(self, flags: IngestLimitArgs, load: LoadLimitArgs) -> Self {
         Self {
+            max_connections: load.max_connections.or(self.max_connections),
+            max_in_flight: load.max_in_flight.or(self.max_in_flight),
+            request_timeout: load.request_timeout.or(self.request_timeout),
             future_horizon: flags.future_horizon.or(self.future_horizon),
             max_fields_per_line: flags.max_fields_per_line.or(self.max_fields_per_line),
             max_signals_per_request: flags.max_signals_per_request.or(self.max_signals_per_request),
@@ -237,7 +244,7 @@ impl Settings {
             strict: args.strict || file.strict.unwrap_or(false),
             models: args.models.or(file.models),
             default_model: file.default_model.unwrap_or_else(|| "person".to_owned()),
-            limits: file.limits.with_flags(args.ingest),
+            limits: file.limits.with_flags(args.ingest, args.load),
             store: file.store,
             tls,
             auth,
@@ -342,6 +349,7 @@ fn load(path: &Path) -> anyhow::Result<FileConfig> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::num::NonZeroUsize;
 
     #[test]
     fn flags_override_the_file_and_defaults_fill_the_rest() {
@@ -419,6 +427,26 @@ mod tests {
             IngestLimits::default().max_fields_per_line,
             "unset caps keep defaults"
         );
+    }
+
+    #[test]
+    fn load_limits_come_from_the_file_and_flags_override_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("doppel.toml");
+        std::fs::write(
+            &path,
+            "[limits]\nmax_connections = 100\nmax_in_flight = 10\nrequest_timeout = \"5s\"\n",
+        )
+        .unwrap();
+        let load = LoadLimitArgs { max_in_flight: NonZeroUsize::new(3), ..Default::default() };
+        let settings =
+            Settings::resolve(ServeArgs { config: Some(path), load, ..Default::default() }).unwrap();
+        let config = crate::serve::server_config(&settings);
+        assert_eq!(config.max_connections.get(), 100);
+        assert_eq!(config.max_in_flight.get(), 3, "the flag wins over the file");
+        assert_eq!(config.request_timeout, std::time::Duration::from_secs(5));
+        let defaults = crate::serve::server_config(&Settings::resolve(ServeArgs::default()).unwrap());
+        assert_eq!(defaults.max_in_flight, doppel_server::DEFAULT_MAX_IN_FLIGHT);
     }
 
     #[test]

@@ -247,6 +247,12 @@ pub fn server_config(settings: &Settings) -> ServerConfig {
     if let Some(points) = settings.limits.max_read_points {
         config.max_read_points = points;
     }
+    if let Some(connections) = settings.limits.max_connections {
+        config.max_connections = connections;
+    }
+    if let Some(requests) = settings.limits.max_in_flight {
+        config.max_in_flight = requests;
+    }
     if let Some(timeout) = settings.limits.request_timeout {
         config.request_timeout = std::time::Duration::from_nanos(timeout.as_nanos().unsigned_abs());
     }
