@@ -221,14 +221,19 @@ impl Pool {
         for pool_day in 0..self.pool_days {
             let chunk_of = |person: usize| pool_day as usize * people + person;
             match shape {
-                Shape::Person => round.extend((0..people).map(|person| Template {
-                    pool_day,
-                    person: Some(person),
-                    pieces: vec![Piece {
-                        chunk: chunk_of(person),
-                        lines: self.chunks[chunk_of(person)].clone(),
-                    }],
-                })),
+                // A person-day without points (a device left at home) sends nothing.
+                Shape::Person => {
+                    round.extend((0..people).filter(|&person| !self.chunks[chunk_of(person)].is_empty()).map(
+                        |person| Template {
+                            pool_day,
+                            person: Some(person),
+                            pieces: vec![Piece {
+                                chunk: chunk_of(person),
+                                lines: self.chunks[chunk_of(person)].clone(),
+                            }],
+                        },
+                    ))
+                }
                 Shape::Gateway => {
                     let mut body = Template { pool_day, person: None, pieces: Vec::new() };
                     let mut body_lines = 0usize;
@@ -400,6 +405,7 @@ mod tests {
                     }
                     Shape::Gateway => assert!(body.points <= 500 && body.person.is_none()),
                 }
+                assert!(body.points > 0, "no empty bodies: a server refuses them");
                 points += body.points;
                 query += body.query_points;
                 all.extend(parsed);
